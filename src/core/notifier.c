@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Notifier domains, interval notifiers, the sequence protocol and the
+ * (two-pass) invalidation walk.
+ *
+ * The sequence protocol
+ * ---------------------
+ * It is the kernel's collision-retry scheme: a seqcount with many concurrent
+ * writers. The domain's invalidate_seq is even while no open region has hit a
+ * notifier and odd while at least one has ("fully excluded"). A region that
+ * hits makes it odd and hands that odd value, cur_seq, to every callback;
+ * every region that starts before the last one ends joins the same period and
+ * gets the same cur_seq. When the last open region of an odd period ends, the
+ * sequence advances to the next even value: each period moves it by exactly 2.
+ *
+ * A notifier's own invalidate_seq is always odd: set_seq() stores cur_seq,
+ * and an insert stores the domain's value (odd while regions are open) or the
+ * domain's value minus one (idle), so it never equals an idle domain's even
+ * value. That is also why wrap-around is harmless.
+ *
+ *   device fault (reader)                    invalidation (writer)
+ *   ---------------------                    ---------------------
+ *   seq = read_begin(sub)                    range_start: seq |= 1, cur_seq
+ *     waits while sub.seq == domain seq        callback: lock(user)
+ *   look up pages                                 set_seq(sub, cur_seq)
+ *   lock(user)                                    zap device mapping
+ *   if read_retry(sub, seq): unlock, retry        unlock(user)
+ *   install mapping                          change the CPU mapping
+ *   unlock(user)                             range_end: seq += 1 (even), wake
+ *
+ * Either the callback's set_seq comes first under the user lock, and the
+ * reader's read_retry sees it, or the reader installs first and the callback
+ * then zaps what it installed. read_begin's wait keeps a reader from
+ * installing pages that the open period is changing.
+ *
+ * States of the write side (all transitions under mm->lock)
+ * ------------------------------------------------------
+ *   idle                 active == 0, seq even
+ *   partially excluded   active  > 0, seq even: open regions hit nothing
+ *   fully excluded       active  > 0, seq odd: the tree must not change
+ *
+ * While fully excluded, walks run over the tree without the lock, so inserts
+ * and removals are queued on the deferred list and applied, in call order,
+ * when the period ends. An insert while partially excluded goes into the tree
+ * at once but turns the period odd, because an open region may cover the new
+ * interval without having called it.
+ *
+ * Locks
+ * -----
+ * mm->lock is a leaf: nothing else is taken while it is held, and it is never
+ * held across a callback. The condition variable mm->wq is broadcast, under
+ * the lock, on every odd->even transition; read_begin and remove wait on it
+ * for the period they saw to end. Waiters are counted so that
+ * mmn_mm_destroy() cannot free a domain under a waiter that has yet to
+ * re-acquire the lock.
+ *
+ * The invalidation path (start, walk, finish pass, end) allocates nothing,
+ * prints nothing and takes no lock but mm->lock, so event sources may run it
+ * inside free() and inside a munmap hook.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "internal.h"
+#include "itree.h"
+
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* struct mmn_interval_notifier.state */
+enum sub_state {
+	SUB_NONE = 0,		/* zeroed, never inserted, failed insert, removed */
+	SUB_CLAIMED,		/* an insert is filling it in */
+	SUB_IN_TREE,		/* in the tree */
+	SUB_PENDING_INSERT,	/* on the deferred list, not yet in the tree */
+	SUB_PENDING_REMOVE,	/* in the tree and on the deferred list */
+};
+
+/* Counters that the walk updates outside the lock (atomically). */
+struct walk_counters {
+	uint64_t notifiers_called;
+	uint64_t finishes;
+	uint64_t nonblock_failures;
+	uint64_t warnings;
+} __attribute__((aligned(64)));
+
+struct mmn_mm {
+	pthread_mutex_t lock;
+	pthread_cond_t wq;		/* broadcast on odd->even */
+	/*
+	 * Written under lock with release stores; read without the lock by
+	 * read_begin's fast path (acquire), see mmn_interval_read_begin().
+	 */
+	unsigned long invalidate_seq;
+	unsigned long active_invalidate_ranges;
+	struct mmn_itree itree;
+	struct mmn_interval_notifier *deferred_head;	/* FIFO, D4 */
+	struct mmn_interval_notifier **deferred_tailp;
+	unsigned long nr_deferred;
+	unsigned long nr_subs;		/* inserted, pending inserts included */
+	unsigned long nr_waiters;	/* read_begin and remove sleeping on wq */
+	/* Updated under lock. */
+	uint64_t invalidations;
+	uint64_t invalidations_hit;
+	uint64_t releases;
+	uint64_t deferred_inserts;
+	uint64_t deferred_removes;
+	uint64_t read_begin_waits;
+	uint64_t remove_waits;
+#if MMN_DEBUG
+	pthread_t owner;		/* valid while owned */
+	bool owned;			/* atomic */
+#endif
+	struct walk_counters walk;
+};
+
+/*
+ * The callbacks the calling thread is inside of, innermost first: a frame
+ * on the walker's stack is linked in for the duration of the walk and its
+ * finish pass. initial-exec TLS: reading it never allocates, even in a
+ * library loaded with dlopen(), so it is usable inside free().
+ */
+struct cb_frame {
+	struct mmn_mm *mm;
+	struct cb_frame *prev;
+};
+static __thread struct cb_frame *cb_top __attribute__((tls_model("initial-exec")));
+
+static bool in_callback(struct mmn_mm *mm)
+{
+	for (struct cb_frame *f = cb_top; f; f = f->prev)
+		if (f->mm == mm)
+			return true;
+	return false;
+}
+
+static void mm_lock(struct mmn_mm *mm)
+{
+	pthread_mutex_lock(&mm->lock);
+#if MMN_DEBUG
+	mm->owner = pthread_self();
+	__atomic_store_n(&mm->owned, true, __ATOMIC_RELAXED);
+#endif
+}
+
+static void mm_unlock(struct mmn_mm *mm)
+{
+#if MMN_DEBUG
+	__atomic_store_n(&mm->owned, false, __ATOMIC_RELAXED);
+#endif
+	pthread_mutex_unlock(&mm->lock);
+}
+
+/* Sleep on the domain's wait queue; the caller holds the lock. */
+static void mm_wait(struct mmn_mm *mm)
+{
+#if MMN_DEBUG
+	__atomic_store_n(&mm->owned, false, __ATOMIC_RELAXED);
+#endif
+	pthread_cond_wait(&mm->wq, &mm->lock);
+#if MMN_DEBUG
+	mm->owner = pthread_self();
+	__atomic_store_n(&mm->owned, true, __ATOMIC_RELAXED);
+#endif
+}
+
+#if MMN_DEBUG
+static void mm_assert_held(struct mmn_mm *mm)
+{
+	if (!__atomic_load_n(&mm->owned, __ATOMIC_RELAXED) ||
+	    !pthread_equal(mm->owner, pthread_self()))
+		mmn_fatal(mm, "domain lock not held where it must be", NULL);
+}
+
+/* Tree invariants after every change (level 2), lock ownership (level 1). */
+static void mm_check_locked(struct mmn_mm *mm)
+{
+	const char *err;
+
+	mm_assert_held(mm);
+	if (MMN_DEBUG >= 2 && (err = itree_check(&mm->itree)))
+		mmn_fatal(mm, err, NULL);
+	if (!mm->active_invalidate_ranges && (mm->invalidate_seq & 1))
+		mmn_fatal(mm, "odd sequence in an idle domain", NULL);
+	if (mm->nr_deferred && !(mm->invalidate_seq & 1))
+		mmn_fatal(mm, "deferred items while the sequence is even", NULL);
+}
+#else
+static void mm_check_locked(struct mmn_mm *mm)
+{
+	(void)mm;
+}
+#endif
+
+static unsigned long seq_load(const unsigned long *seq)
+{
+	return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+}
+
+/* Domain sequence: pairs with the acquire load in read_begin's fast path. */
+static void mm_set_seq_locked(struct mmn_mm *mm, unsigned long seq)
+{
+	__atomic_store_n(&mm->invalidate_seq, seq, __ATOMIC_RELEASE);
+}
+
+static void sub_set_state(struct mmn_interval_notifier *sub, enum sub_state state)
+{
+	/* Pairs with the acquire loads in insert, remove and read_begin. */
+	__atomic_store_n(&sub->state, state, __ATOMIC_RELEASE);
+}
+
+static enum sub_state sub_state(struct mmn_interval_notifier *sub)
+{
+	return __atomic_load_n(&sub->state, __ATOMIC_ACQUIRE);
+}
+
+static void deferred_add_locked(struct mmn_mm *mm, struct mmn_interval_notifier *sub)
+{
+	sub->deferred_next = NULL;
+	sub->deferred_pprev = mm->deferred_tailp;
+	*mm->deferred_tailp = sub;
+	mm->deferred_tailp = &sub->deferred_next;
+	mm->nr_deferred++;
+}
+
+static void deferred_del_locked(struct mmn_mm *mm, struct mmn_interval_notifier *sub)
+{
+	*sub->deferred_pprev = sub->deferred_next;
+	if (sub->deferred_next)
+		sub->deferred_next->deferred_pprev = sub->deferred_pprev;
+	else
+		mm->deferred_tailp = sub->deferred_pprev;
+	sub->deferred_next = NULL;
+	sub->deferred_pprev = NULL;
+	mm->nr_deferred--;
+}
+
+/* The odd->even transition's second half: the tree may change again. */
+static void apply_deferred_locked(struct mmn_mm *mm)
+{
+	struct mmn_interval_notifier *sub;
+
+	while ((sub = mm->deferred_head)) {
+		deferred_del_locked(mm, sub);
+		if (sub_state(sub) == SUB_PENDING_INSERT) {
+			itree_insert(&mm->itree, &sub->node);
+			sub_set_state(sub, SUB_IN_TREE);
+		} else {
+			itree_remove(&mm->itree, &sub->node);
+			mm->nr_subs--;
+			sub_set_state(sub, SUB_NONE);
+		}
+	}
+}
+
+const char *mmn_version(void)
+{
+	return MMN_VERSION_STRING;
+}
+
+int mmn_mm_new(struct mmn_mm **mmp)
+{
+	struct mmn_mm *mm;
+
+	if (!mmp)
+		return -EINVAL;
+	mm = calloc(1, sizeof(*mm));
+	if (!mm)
+		return -ENOMEM;
+	if (pthread_mutex_init(&mm->lock, NULL)) {
+		free(mm);
+		return -ENOMEM;
+	}
+	if (pthread_cond_init(&mm->wq, NULL)) {
+		pthread_mutex_destroy(&mm->lock);
+		free(mm);
+		return -ENOMEM;
+	}
+	mm->invalidate_seq = 2;
+	mm->deferred_tailp = &mm->deferred_head;
+	*mmp = mm;
+	return 0;
+}
+
+int mmn_mm_destroy(struct mmn_mm *mm)
+{
+	bool busy;
+
+	if (!mm)
+		return 0;
+	mm_lock(mm);
+	busy = mm->nr_subs || mm->active_invalidate_ranges || mm->nr_waiters ||
+	       mm->nr_deferred;
+	mm_unlock(mm);
+	if (busy)
+		return -EBUSY;
+	pthread_cond_destroy(&mm->wq);
+	pthread_mutex_destroy(&mm->lock);
+	free(mm);
+	return 0;
+}
+
+void mmn_range_init(struct mmn_range *range, enum mmn_event event,
+		    unsigned int flags, struct mmn_mm *mm, unsigned long start,
+		    unsigned long end)
+{
+	if (!range)
+		return;
+	range->mm = mm;
+	range->start = start;
+	range->end = end;
+	range->flags = flags;
+	range->event = event;
+	range->owner = NULL;
+}
+
+/* D2: exactly one of invalidate / (invalidate_start + invalidate_finish). */
+static bool ops_valid(const struct mmn_interval_notifier_ops *ops)
+{
+	bool two_pass = ops->invalidate_start || ops->invalidate_finish;
+
+	if (two_pass)
+		return !ops->invalidate && ops->invalidate_start &&
+		       ops->invalidate_finish;
+	return ops->invalidate;
+}
+
+int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
+				 struct mmn_mm *mm, unsigned long start,
+				 unsigned long length,
+				 const struct mmn_interval_notifier_ops *ops)
+{
+	unsigned int expected = SUB_NONE;
+	unsigned long seq;
+
+	if (!sub || !mm || !ops || !ops_valid(ops) || !length)
+		return -EINVAL;
+	if (start + (length - 1) < start)
+		return -EOVERFLOW;
+	/* Claim it: a second insert of the same notifier fails here. */
+	if (!__atomic_compare_exchange_n(&sub->state, &expected, SUB_CLAIMED,
+					 false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return -EBUSY;
+
+	sub->mm = mm;
+	sub->ops = ops;
+	sub->node.start = start;
+	sub->node.last = start + (length - 1);
+	sub->deferred_next = NULL;
+	sub->deferred_pprev = NULL;
+
+	mm_lock(mm);
+	seq = mm->invalidate_seq;
+	if (mm->active_invalidate_ranges) {
+		if (seq & 1) {
+			/* Walks may be running: join the tree when they end. */
+			deferred_add_locked(mm, sub);
+			mm->deferred_inserts++;
+			sub_set_state(sub, SUB_PENDING_INSERT);
+		} else {
+			/*
+			 * An open region may cover this interval without having
+			 * called it: force full exclusion so that read_begin
+			 * waits for that region to end.
+			 */
+			seq |= 1;
+			mm_set_seq_locked(mm, seq);
+			itree_insert(&mm->itree, &sub->node);
+			sub_set_state(sub, SUB_IN_TREE);
+		}
+		__atomic_store_n(&sub->invalidate_seq, seq, __ATOMIC_RELEASE);
+	} else {
+		itree_insert(&mm->itree, &sub->node);
+		sub_set_state(sub, SUB_IN_TREE);
+		/* Odd, and so unequal to the idle domain's even value. */
+		__atomic_store_n(&sub->invalidate_seq, seq - 1, __ATOMIC_RELEASE);
+	}
+	mm->nr_subs++;
+	mm_check_locked(mm);
+	mm_unlock(mm);
+	return 0;
+}
+
+int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub)
+{
+	struct mmn_mm *mm;
+	unsigned long seq;
+	int ret = 0;
+
+	if (!sub)
+		return -EINVAL;
+	switch (sub_state(sub)) {
+	case SUB_IN_TREE:
+	case SUB_PENDING_INSERT:
+	case SUB_PENDING_REMOVE:
+		break;
+	default:
+		return -EINVAL;
+	}
+	mm = sub->mm;
+
+	mm_lock(mm);
+	switch (sub_state(sub)) {
+	case SUB_PENDING_INSERT:
+		/* Never reached the tree, so no walk can see it. */
+		deferred_del_locked(mm, sub);
+		mm->nr_subs--;
+		sub_set_state(sub, SUB_NONE);
+		break;
+	case SUB_IN_TREE:
+		seq = mm->invalidate_seq;
+		if (!(seq & 1)) {
+			/* No walk is running: nobody can be looking at it. */
+			itree_remove(&mm->itree, &sub->node);
+			mm->nr_subs--;
+			sub_set_state(sub, SUB_NONE);
+			break;
+		}
+		if (in_callback(mm)) {
+			/* D6: the period cannot end while we are inside it. */
+			ret = -EDEADLK;
+			break;
+		}
+		deferred_add_locked(mm, sub);
+		mm->deferred_removes++;
+		mm->remove_waits++;
+		sub_set_state(sub, SUB_PENDING_REMOVE);
+		/*
+		 * Evaluated under the lock, so we cannot see the new sequence
+		 * before apply_deferred_locked() has taken @sub out of the tree.
+		 */
+		mm->nr_waiters++;
+		while (mm->invalidate_seq == seq)
+			mm_wait(mm);
+		mm->nr_waiters--;
+		break;
+	default:
+		/* Lost a race with another remove of the same notifier. */
+		ret = -EINVAL;
+		break;
+	}
+	mm_check_locked(mm);
+	mm_unlock(mm);
+	return ret;
+}
+
+unsigned long mmn_interval_read_begin(struct mmn_interval_notifier *sub)
+{
+	struct mmn_mm *mm;
+	unsigned long seq;
+
+	if (!sub) {
+		mmn_log_error(NULL, "mmn_interval_read_begin: NULL notifier",
+			      NULL, 0, 0);
+		return 1;
+	}
+	switch (sub_state(sub)) {
+	case SUB_IN_TREE:
+	case SUB_PENDING_INSERT:
+	case SUB_PENDING_REMOVE:
+		break;
+	default:
+		mmn_log_error(sub->mm, "mmn_interval_read_begin: notifier not inserted",
+			      sub, 0, 0);
+		return __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) | 1;
+	}
+	mm = sub->mm;
+
+	/*
+	 * Lock-free fast path. The notifier's value is loaded first, with
+	 * acquire: if it is the cur_seq of a period (stored by set_seq with
+	 * release, by a callback whose walk saw the domain at that value), the
+	 * domain load below sees that period or a later one, never an earlier
+	 * value. So "unequal" means this notifier is not being invalidated now:
+	 * either no callback of the open period has reached it (read_retry will
+	 * catch it if one does) or its period is over, and the acquire load of
+	 * the domain's value makes that period's changes visible.
+	 */
+	seq = __atomic_load_n(&sub->invalidate_seq, __ATOMIC_ACQUIRE);
+	if (seq != seq_load(&mm->invalidate_seq))
+		return seq;
+
+	if (in_callback(mm))
+		mmn_fatal(mm, "mmn_interval_read_begin from a callback would wait for its own invalidation",
+			  sub);
+	mm_lock(mm);
+	if (mm->invalidate_seq == seq) {
+		mm->read_begin_waits++;
+		mm->nr_waiters++;
+		while (mm->invalidate_seq == seq)
+			mm_wait(mm);
+		mm->nr_waiters--;
+	}
+	mm_unlock(mm);
+	return seq;
+}
+
+bool mmn_interval_read_retry(struct mmn_interval_notifier *sub, unsigned long seq)
+{
+	return !sub || __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+}
+
+bool mmn_interval_check_retry(struct mmn_interval_notifier *sub, unsigned long seq)
+{
+	return !sub || __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+}
+
+void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_seq)
+{
+	/* Release: pairs with read_begin's acquire load (see there). */
+	if (sub)
+		__atomic_store_n(&sub->invalidate_seq, cur_seq, __ATOMIC_RELEASE);
+}
+
+/* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
+static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
+					      const struct mmn_range *range,
+					      unsigned long *cur_seq)
+{
+	struct mmn_itree_node *node;
+
+	mm_lock(mm);
+	mm->active_invalidate_ranges++;
+	mm->invalidations++;
+	node = itree_first(&mm->itree, range->start, range->end - 1);
+	if (node) {
+		mm->invalidations_hit++;
+		if (!(mm->invalidate_seq & 1))
+			mm_set_seq_locked(mm, mm->invalidate_seq | 1);
+	}
+	*cur_seq = mm->invalidate_seq;
+	mm_unlock(mm);
+	return node;
+}
+
+/* Close a region; the last one of an odd period ends the period. */
+static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
+{
+	mm_lock(mm);
+	if (!mm->active_invalidate_ranges) {
+		mm_unlock(mm);
+		mmn_warn(mm, "mmn_invalidate_range_end without an open region",
+			 NULL, range->start, range->end);
+		return;
+	}
+	if (--mm->active_invalidate_ranges == 0 && (mm->invalidate_seq & 1)) {
+		mm_set_seq_locked(mm, mm->invalidate_seq + 1);
+		apply_deferred_locked(mm);
+		/* Under the lock: once it is dropped, the domain may be freed. */
+		if (mm->nr_waiters)
+			pthread_cond_broadcast(&mm->wq);
+	}
+	mm_check_locked(mm);
+	mm_unlock(mm);
+}
+
+static void count(uint64_t *counter, uint64_t n)
+{
+	if (n)
+		__atomic_fetch_add(counter, n, __ATOMIC_RELAXED);
+}
+
+/*
+ * The walk. Runs every first pass in tree order without the lock (the odd
+ * sequence keeps the tree still), then every queued finish in the same order.
+ * Returns 0 with the region open, or -EAGAIN with the region closed.
+ */
+static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
+{
+	const unsigned long start = range->start, last = range->end - 1;
+	struct mmn_finish *finishes = NULL, **finish_tail = &finishes, *f, *next;
+	struct cb_frame frame = { .mm = mm, .prev = cb_top };
+	struct mmn_itree_node *node;
+	unsigned long cur_seq;
+	uint64_t called = 0, finished = 0;
+	int ret = 0;
+
+	node = inv_start_range(mm, range, &cur_seq);
+	if (!node)
+		return 0;
+
+	cb_top = &frame;
+	for (; node; node = itree_next(node, start, last)) {
+		struct mmn_interval_notifier *sub =
+			container_of(node, struct mmn_interval_notifier, node);
+		const struct mmn_interval_notifier_ops *ops = sub->ops;
+		bool ok;
+
+		called++;
+		if (ops->invalidate_start) {
+			struct mmn_finish *finish = NULL;
+
+			ok = ops->invalidate_start(sub, range, cur_seq, &finish);
+			if (ok && finish) {
+				finish->notifier = sub;
+				finish->next = NULL;
+				*finish_tail = finish;
+				finish_tail = &finish->next;
+			}
+		} else {
+			ok = ops->invalidate(sub, range, cur_seq);
+		}
+		if (ok)
+			continue;
+		if (mmn_range_blockable(range)) {
+			mmn_warn(mm, "invalidate callback returned false on a blockable range",
+				 sub, range->start, range->end);
+			continue;
+		}
+		ret = -EAGAIN;
+		break;
+	}
+
+	/* Second pass; a finish may free the struct embedding it. */
+	for (f = finishes; f; f = next) {
+		struct mmn_interval_notifier *sub = f->notifier;
+
+		next = f->next;
+		sub->ops->invalidate_finish(f);
+		finished++;
+	}
+	cb_top = frame.prev;
+
+	count(&mm->walk.notifiers_called, called);
+	count(&mm->walk.finishes, finished);
+	if (ret) {
+		count(&mm->walk.nonblock_failures, 1);
+		/* The caller will not call _end. */
+		inv_end(mm, range);
+	}
+	return ret;
+}
+
+static int range_start(struct mmn_range *range, bool blockable)
+{
+	if (!range || !range->mm || range->start >= range->end)
+		return -EINVAL;
+	if (blockable)
+		range->flags |= MMN_RANGE_BLOCKABLE;
+	else
+		range->flags &= ~MMN_RANGE_BLOCKABLE;
+	return itree_invalidate(range->mm, range);
+}
+
+int mmn_invalidate_range_start(struct mmn_range *range)
+{
+	return range_start(range, true);
+}
+
+int mmn_invalidate_range_start_nonblock(struct mmn_range *range)
+{
+	return range_start(range, false);
+}
+
+void mmn_invalidate_range_end(struct mmn_range *range)
+{
+	if (!range || !range->mm) {
+		mmn_log_error(NULL, "mmn_invalidate_range_end: NULL range or domain",
+			      NULL, 0, 0);
+		return;
+	}
+	inv_end(range->mm, range);
+}
+
+void mmn_mm_release(struct mmn_mm *mm)
+{
+	struct mmn_range range;
+
+	if (!mm) {
+		mmn_log_error(NULL, "mmn_mm_release: NULL domain", NULL, 0, 0);
+		return;
+	}
+	mmn_range_init(&range, MMN_EVENT_RELEASE, MMN_RANGE_BLOCKABLE, mm, 0,
+		       ULONG_MAX);
+	mm_lock(mm);
+	mm->releases++;
+	mm_unlock(mm);
+	/* Blockable: a false return only warns, so this cannot fail. */
+	itree_invalidate(mm, &range);
+	inv_end(mm, &range);
+}
+
+int mmn_mm_get_stats(struct mmn_mm *mm, struct mmn_stats *st)
+{
+	if (!mm || !st)
+		return -EINVAL;
+	mm_lock(mm);
+	*st = (struct mmn_stats){
+		.invalidations = mm->invalidations,
+		.invalidations_hit = mm->invalidations_hit,
+		.releases = mm->releases,
+		.deferred_inserts = mm->deferred_inserts,
+		.deferred_removes = mm->deferred_removes,
+		.read_begin_waits = mm->read_begin_waits,
+		.remove_waits = mm->remove_waits,
+		.seq = mm->invalidate_seq,
+		.active = mm->active_invalidate_ranges,
+		.notifiers = mm->nr_subs,
+		.deferred = mm->nr_deferred,
+	};
+	mm_unlock(mm);
+	st->notifiers_called = __atomic_load_n(&mm->walk.notifiers_called, __ATOMIC_RELAXED);
+	st->finishes = __atomic_load_n(&mm->walk.finishes, __ATOMIC_RELAXED);
+	st->nonblock_failures = __atomic_load_n(&mm->walk.nonblock_failures, __ATOMIC_RELAXED);
+	st->warnings = __atomic_load_n(&mm->walk.warnings, __ATOMIC_RELAXED);
+	return 0;
+}
+
+void mm_count_warning(struct mmn_mm *mm)
+{
+	count(&mm->walk.warnings, 1);
+}
+
+int mmn_mm_test_set_seq(struct mmn_mm *mm, unsigned long seq)
+{
+	int ret = 0;
+
+	mm_lock(mm);
+	if (mm->active_invalidate_ranges || (seq & 1))
+		ret = -EBUSY;
+	else
+		mm_set_seq_locked(mm, seq);
+	mm_unlock(mm);
+	return ret;
+}
+
+bool mmn_interval_notifier_test_in_tree(struct mmn_interval_notifier *sub)
+{
+	enum sub_state state = sub_state(sub);
+
+	return state == SUB_IN_TREE || state == SUB_PENDING_REMOVE;
+}
+
+const char *mmn_mm_test_check(struct mmn_mm *mm)
+{
+	const char *err;
+
+	struct mmn_interval_notifier *sub;
+	unsigned long pending_inserts = 0, deferred = 0;
+
+	mm_lock(mm);
+	err = itree_check(&mm->itree);
+	for (sub = mm->deferred_head; sub; sub = sub->deferred_next) {
+		deferred++;
+		pending_inserts += sub_state(sub) == SUB_PENDING_INSERT;
+	}
+	if (!err && deferred != mm->nr_deferred)
+		err = "deferred list length out of step with its count";
+	if (!err && mm->itree.count + pending_inserts != mm->nr_subs)
+		err = "notifier count out of step with the tree";
+	if (!err && !mm->active_invalidate_ranges && (mm->invalidate_seq & 1))
+		err = "odd sequence in an idle domain";
+	mm_unlock(mm);
+	return err;
+}
+
+bool mmn_test_in_callback(struct mmn_mm *mm)
+{
+	return in_callback(mm);
+}

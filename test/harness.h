@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Test harness: one binary per topic, exit 0 pass, 1 fail, 77 skip.
+ *
+ *   expect_*()  record a failure (both expressions and both values) and go on;
+ *   assert_*()  the same, then end the test binary at once.
+ *   TEST(name) { ... }   + RUN(name) from main(), then return test_report();
+ *
+ * Blocking is proved with threads and bounded waits (wait_until()), never with
+ * sleep as synchronisation. Randomised tests use test_rng with a seed taken
+ * from argv[1] or the clock, printed on failure.
+ */
+#ifndef MMN_TEST_HARNESS_H
+#define MMN_TEST_HARNESS_H
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define TEST_SKIP 77
+
+static int test_failures;
+static int test_checks;
+static const char *test_current = "";
+static uint64_t test_seed;
+static bool test_seed_used;
+
+static inline void test_fail_at(const char *file, int line)
+{
+	test_failures++;
+	fprintf(stderr, "  FAIL %s:%d in %s\n", file, line, test_current);
+}
+
+#define test_cmp_(a, op, b, fatal, fmt, type)                                   \
+	do {                                                                    \
+		type a_ = (a);                                                  \
+		type b_ = (b);                                                  \
+		test_checks++;                                                  \
+		if (!(a_ op b_)) {                                              \
+			test_fail_at(__FILE__, __LINE__);                       \
+			fprintf(stderr, "    expected %s %s %s\n    got " fmt   \
+				" vs " fmt "\n", #a, #op, #b, a_, b_);          \
+			if (fatal)                                              \
+				test_exit_now();                                \
+		}                                                               \
+	} while (0)
+
+static inline void test_exit_now(void)
+{
+	if (test_seed_used)
+		fprintf(stderr, "  seed: %" PRIu64 " (pass it as argv[1] to repeat)\n",
+			test_seed);
+	fprintf(stderr, "%d failed, %d checks\n", test_failures, test_checks);
+	exit(1);
+}
+
+#define expect_eq(a, b) test_cmp_(a, ==, b, 0, "%lld", long long)
+#define expect_ne(a, b) test_cmp_(a, !=, b, 0, "%lld", long long)
+#define expect_lt(a, b) test_cmp_(a, <, b, 0, "%lld", long long)
+#define expect_le(a, b) test_cmp_(a, <=, b, 0, "%lld", long long)
+#define expect_gt(a, b) test_cmp_(a, >, b, 0, "%lld", long long)
+#define expect_ge(a, b) test_cmp_(a, >=, b, 0, "%lld", long long)
+#define expect_eq_ul(a, b) test_cmp_(a, ==, b, 0, "%#lx", unsigned long)
+#define expect_ne_ul(a, b) test_cmp_(a, !=, b, 0, "%#lx", unsigned long)
+#define expect_eq_ptr(a, b) test_cmp_(a, ==, b, 0, "%p", const void *)
+#define expect_ne_ptr(a, b) test_cmp_(a, !=, b, 0, "%p", const void *)
+#define expect_true(x) expect_eq(!!(x), 1)
+#define expect_false(x) expect_eq(!!(x), 0)
+
+#define assert_eq(a, b) test_cmp_(a, ==, b, 1, "%lld", long long)
+#define assert_ne(a, b) test_cmp_(a, !=, b, 1, "%lld", long long)
+#define assert_eq_ul(a, b) test_cmp_(a, ==, b, 1, "%#lx", unsigned long)
+#define assert_eq_ptr(a, b) test_cmp_(a, ==, b, 1, "%p", const void *)
+#define assert_true(x) assert_eq(!!(x), 1)
+#define assert_false(x) assert_eq(!!(x), 0)
+
+#define expect_str_eq(a, b)                                                     \
+	do {                                                                    \
+		const char *a_ = (a), *b_ = (b);                                \
+		test_checks++;                                                  \
+		if (!a_ || !b_ || strcmp(a_, b_)) {                             \
+			test_fail_at(__FILE__, __LINE__);                       \
+			fprintf(stderr, "    expected %s == %s\n    got \"%s\" vs \"%s\"\n", \
+				#a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+		}                                                               \
+	} while (0)
+
+#define TEST(name) static void test_##name(void)
+#define RUN(name)                                                               \
+	do {                                                                    \
+		int before_ = test_failures;                                    \
+		test_current = #name;                                           \
+		test_##name();                                                  \
+		printf("%s %s\n", test_failures == before_ ? "ok  " : "FAIL", #name); \
+		fflush(stdout);                                                 \
+	} while (0)
+
+static inline int test_report(void)
+{
+	if (test_failures) {
+		if (test_seed_used)
+			fprintf(stderr, "seed: %" PRIu64 "\n", test_seed);
+		printf("%d failed, %d checks\n", test_failures, test_checks);
+		return 1;
+	}
+	printf("all passed, %d checks\n", test_checks);
+	return 0;
+}
+
+static inline _Noreturn void test_skip(const char *why)
+{
+	printf("SKIP: %s\n", why);
+	exit(TEST_SKIP);
+}
+
+/* ---- time and bounded waits ------------------------------------------- */
+
+static inline uint64_t test_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Polls @cond (yielding the CPU between polls) until it holds or @timeout_ms
+ * pass; returns whether it held. Used to prove that another thread *reached*
+ * a state (e.g. is blocked in read_begin, as its stats show); the result of
+ * the test never depends on the timeout being long enough except to fail.
+ */
+#define wait_until(cond, timeout_ms)                                            \
+	__extension__({                                                         \
+		uint64_t deadline_ = test_now_ns() + (uint64_t)(timeout_ms) * 1000000u; \
+		bool held_;                                                     \
+		while (!(held_ = (cond)) && test_now_ns() < deadline_)          \
+			sched_yield();                                          \
+		held_;                                                          \
+	})
+
+/* ---- seeded PRNG (xoshiro256**) ----------------------------------------- */
+
+struct test_rng {
+	uint64_t s[4];
+};
+
+static inline uint64_t test_rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t test_rng_next(struct test_rng *r)
+{
+	uint64_t result = test_rotl(r->s[1] * 5, 7) * 9, t = r->s[1] << 17;
+
+	r->s[2] ^= r->s[0];
+	r->s[3] ^= r->s[1];
+	r->s[1] ^= r->s[2];
+	r->s[0] ^= r->s[3];
+	r->s[2] ^= t;
+	r->s[3] = test_rotl(r->s[3], 45);
+	return result;
+}
+
+static inline void test_rng_seed(struct test_rng *r, uint64_t seed)
+{
+	for (int i = 0; i < 4; i++) {	/* splitmix64 */
+		uint64_t z = (seed += 0x9e3779b97f4a7c15u);
+
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+		r->s[i] = z ^ (z >> 31);
+	}
+}
+
+/* Uniform in [0, n). */
+static inline uint64_t test_rng_below(struct test_rng *r, uint64_t n)
+{
+	return n ? test_rng_next(r) % n : 0;
+}
+
+/* Seed from argv[1] if given, else from the clock; remembered for reports. */
+static inline uint64_t test_seed_from_args(int argc, char **argv)
+{
+	test_seed = argc > 1 ? strtoull(argv[1], NULL, 0) : test_now_ns();
+	test_seed_used = true;
+	printf("seed: %" PRIu64 "\n", test_seed);
+	return test_seed;
+}
+
+#endif /* MMN_TEST_HARNESS_H */
