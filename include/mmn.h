@@ -43,6 +43,15 @@ extern "C" {
  */
 MMN_API const char *mmn_version(void);
 
+/**
+ * mmn_container_of() - the struct that embeds @ptr as its @member
+ *
+ * For callbacks, which receive the embedded struct mmn_interval_notifier or
+ * struct mmn_finish.
+ */
+#define mmn_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
 /* ------------------------------------------------------------------------ */
 /* Domains                                                                   */
 /* ------------------------------------------------------------------------ */

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs, with apt-get, the Debian 12 packages that building and testing need,
+# and only those that are missing. Sourced by scripts/test.sh and scripts/demo.sh.
+#   cmake, ninja-build   the build (CMake >= 3.25, as in bookworm)
+#   gcc, g++, libc6-dev  C11 library and tests; g++ compiles mmn.h as C++ in a test
+#   binutils             nm, for the test that checks the exported symbols
+mmn_install_deps() {
+	local want=(cmake ninja-build gcc g++ libc6-dev binutils "$@") missing=() p
+	for p in "${want[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+			missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	echo "deps: installing ${missing[*]}"
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -qq &&
+		DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+			"${missing[@]}" >/dev/null
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what it needs, then builds and
+# runs every CTest test three times: a debug build (MMN_DEBUG=2: lock and tree
+# invariants checked after every change, warnings are errors), an ASan+UBSan
+# build and a TSan build. Ends with one line: "total: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+mmn_install_deps || { echo "test.sh: installing dependencies failed"; exit 1; }
+
+jobs=$(nproc)
+passed=0 failed=0 status=0
+# TSan cannot map its shadow memory with more ASLR entropy than 28 bits.
+tsan_prefix=()
+if [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ]; then
+	tsan_prefix=(setarch "$(uname -m)" -R)
+fi
+
+run_suite() {	# name, prefix-command..., -- cmake options...
+	local name=$1 dir=build/ci-$1 prefix=() log
+	shift
+	while [ "$1" != "--" ]; do prefix+=("$1"); shift; done
+	shift
+	echo "=== $name: configure and build"
+	cmake -S . -B "$dir" -G Ninja -DMMN_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
+		{ cat "$dir.configure.log"; status=1; failed=$((failed + 1)); return; }
+	cmake --build "$dir" -j "$jobs" >"$dir.build.log" 2>&1 ||
+		{ cat "$dir.build.log"; status=1; failed=$((failed + 1)); return; }
+	echo "=== $name: ctest"
+	log=$dir.ctest.log
+	(cd "$dir" && "${prefix[@]}" ctest --output-on-failure -j "$jobs") 2>&1 | tee "$log"
+	[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+	local line
+	line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -1)
+	if [ -n "$line" ]; then
+		local nfail ntotal
+		nfail=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/' <<<"$line")
+		ntotal=$(sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\2/' <<<"$line")
+		passed=$((passed + ntotal - nfail))
+		failed=$((failed + nfail))
+	else
+		failed=$((failed + 1))
+	fi
+}
+
+mkdir -p build
+run_suite debug -- -DCMAKE_BUILD_TYPE=Debug
+run_suite asan -- -DCMAKE_BUILD_TYPE=Debug -DMMN_SANITIZE=address,undefined
+run_suite tsan "${tsan_prefix[@]}" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_DEBUG=1 -DMMN_SANITIZE=thread
+
+echo "total: $passed passed, $failed failed"
+exit $status
