@@ -4,8 +4,9 @@
 #   cmake, ninja-build   the build (CMake >= 3.25, as in bookworm)
 #   gcc, g++, libc6-dev  C11 library and tests; g++ compiles mmn.h as C++ in a test
 #   binutils             nm, for the test that checks the exported symbols
+#   pkgconf              pkg-config, for the test that builds against the installed library
 mmn_install_deps() {
-	local want=(cmake ninja-build gcc g++ libc6-dev binutils "$@") missing=() p
+	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf "$@") missing=() p
 	for p in "${want[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")
