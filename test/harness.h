@@ -32,9 +32,15 @@ static const char *test_current = "";
 static uint64_t test_seed;
 static bool test_seed_used;
 
+/* Checks may run on several threads (inside callbacks): count atomically. */
+static inline void test_count_check(void)
+{
+	__atomic_add_fetch(&test_checks, 1, __ATOMIC_RELAXED);
+}
+
 static inline void test_fail_at(const char *file, int line)
 {
-	test_failures++;
+	__atomic_add_fetch(&test_failures, 1, __ATOMIC_RELAXED);
 	fprintf(stderr, "  FAIL %s:%d in %s\n", file, line, test_current);
 }
 
@@ -42,7 +48,7 @@ static inline void test_fail_at(const char *file, int line)
 	do {                                                                    \
 		type a_ = (a);                                                  \
 		type b_ = (b);                                                  \
-		test_checks++;                                                  \
+		test_count_check();                                             \
 		if (!(a_ op b_)) {                                              \
 			test_fail_at(__FILE__, __LINE__);                       \
 			fprintf(stderr, "    expected %s %s %s\n    got " fmt   \
@@ -84,7 +90,7 @@ static inline void test_exit_now(void)
 #define expect_str_eq(a, b)                                                     \
 	do {                                                                    \
 		const char *a_ = (a), *b_ = (b);                                \
-		test_checks++;                                                  \
+		test_count_check();                                             \
 		if (!a_ || !b_ || strcmp(a_, b_)) {                             \
 			test_fail_at(__FILE__, __LINE__);                       \
 			fprintf(stderr, "    expected %s == %s\n    got \"%s\" vs \"%s\"\n", \

@@ -54,6 +54,14 @@
  * mmn_mm_destroy() cannot free a domain under a waiter that has yet to
  * re-acquire the lock.
  *
+ * fork(): pthread_atfork handlers take every domain's lock (after
+ * domains_lock) before the fork and release them after it, so the child never
+ * inherits a lock held by a thread that does not exist there. In the child
+ * every domain is quiesced: regions opened by the parent's other threads can
+ * never end, so they are forgotten, an odd period is ended (deferred items
+ * applied) and the wait queue is emptied. Notifiers stay inserted: they live
+ * in memory the child inherited, like everything else.
+ *
  * The invalidation path (start, walk, finish pass, end) allocates nothing,
  * prints nothing and takes no lock but mm->lock, so event sources may run it
  * inside free() and inside a munmap hook.
@@ -113,8 +121,15 @@ struct mmn_mm {
 	pthread_t owner;		/* valid while owned */
 	bool owned;			/* atomic */
 #endif
+	struct mmn_mm *fork_next;	/* on the domains list, under domains_lock */
+	struct mmn_mm **fork_pprev;
 	struct walk_counters walk;
 };
+
+/* Every live domain, for the fork handlers. Lock order: domains_lock, mm->lock. */
+static pthread_mutex_t domains_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mmn_mm *domains;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 /*
  * The callbacks the calling thread is inside of, innermost first: a frame
@@ -127,6 +142,8 @@ struct cb_frame {
 	struct cb_frame *prev;
 };
 static __thread struct cb_frame *cb_top __attribute__((tls_model("initial-exec")));
+/* Regions this thread opened and has not ended yet (any domain): for fork. */
+static __thread unsigned long open_regions __attribute__((tls_model("initial-exec")));
 
 static bool in_callback(struct mmn_mm *mm)
 {
@@ -255,6 +272,47 @@ static void apply_deferred_locked(struct mmn_mm *mm)
 	}
 }
 
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&domains_lock);
+	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
+		pthread_mutex_lock(&mm->lock);
+}
+
+static void fork_parent(void)
+{
+	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
+		pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_unlock(&domains_lock);
+}
+
+static void fork_child(void)
+{
+	bool was_open = cb_top || open_regions;
+
+	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next) {
+		pthread_mutex_init(&mm->lock, NULL);
+		pthread_cond_init(&mm->wq, NULL);
+		mm->nr_waiters = 0;
+		mm->active_invalidate_ranges = 0;
+		if (mm->invalidate_seq & 1) {
+			mm->invalidate_seq++;
+			apply_deferred_locked(mm);
+		}
+	}
+	pthread_mutex_init(&domains_lock, NULL);
+	cb_top = NULL;
+	open_regions = 0;
+	if (was_open)
+		mmn_log_error(NULL, "fork() inside an open invalidation region: every domain of the child was quiesced",
+			      NULL, 0, 0);
+}
+
+static void register_atfork(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
 const char *mmn_version(void)
 {
 	return MMN_VERSION_STRING;
@@ -280,6 +338,15 @@ int mmn_mm_new(struct mmn_mm **mmp)
 	}
 	mm->invalidate_seq = 2;
 	mm->deferred_tailp = &mm->deferred_head;
+
+	pthread_once(&atfork_once, register_atfork);
+	pthread_mutex_lock(&domains_lock);
+	mm->fork_next = domains;
+	mm->fork_pprev = &domains;
+	if (domains)
+		domains->fork_pprev = &mm->fork_next;
+	domains = mm;
+	pthread_mutex_unlock(&domains_lock);
 	*mmp = mm;
 	return 0;
 }
@@ -290,10 +357,17 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 
 	if (!mm)
 		return 0;
+	pthread_mutex_lock(&domains_lock);
 	mm_lock(mm);
 	busy = mm->nr_subs || mm->active_invalidate_ranges || mm->nr_waiters ||
 	       mm->nr_deferred;
 	mm_unlock(mm);
+	if (!busy) {
+		*mm->fork_pprev = mm->fork_next;
+		if (mm->fork_next)
+			mm->fork_next->fork_pprev = mm->fork_pprev;
+	}
+	pthread_mutex_unlock(&domains_lock);
 	if (busy)
 		return -EBUSY;
 	pthread_cond_destroy(&mm->wq);
@@ -636,13 +710,18 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 
 static int range_start(struct mmn_range *range, bool blockable)
 {
+	int ret;
+
 	if (!range || !range->mm || range->start >= range->end)
 		return -EINVAL;
 	if (blockable)
 		range->flags |= MMN_RANGE_BLOCKABLE;
 	else
 		range->flags &= ~MMN_RANGE_BLOCKABLE;
-	return itree_invalidate(range->mm, range);
+	ret = itree_invalidate(range->mm, range);
+	if (!ret)
+		open_regions++;
+	return ret;
 }
 
 int mmn_invalidate_range_start(struct mmn_range *range)
@@ -662,6 +741,8 @@ void mmn_invalidate_range_end(struct mmn_range *range)
 			      NULL, 0, 0);
 		return;
 	}
+	if (open_regions)
+		open_regions--;
 	inv_end(range->mm, range);
 }
 
