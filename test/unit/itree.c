@@ -1,0 +1,361 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The interval tree on its own, against a brute-force list.
+ *
+ * Random inserts and removals at sizes from 1 to 5000 nodes, itree_check()
+ * after every change, and stabbing queries whose answers (order included:
+ * ascending start, equal starts in insertion order) are compared with a
+ * sorted scan of the list. The test counts the deletion shapes it hit (leaf,
+ * one child, two children, root) and the query sizes (0, 1, many) and fails
+ * if any shape was never exercised. Seed: argv[1].
+ */
+#include <limits.h>
+
+#include "harness.h"
+#include "itree.h"
+
+#define MAX_NODES 5000
+
+struct tnode {
+	struct mmn_itree_node node;
+	unsigned long start, last;
+	uint64_t order;		/* when it went into the tree */
+	int slot;		/* index in live[], or -1 */
+};
+
+static struct tnode nodes[MAX_NODES];
+static struct tnode *live[MAX_NODES];
+static int nr_live;
+static struct mmn_itree tree;
+static uint64_t order_clock;
+static struct test_rng rng;
+
+/* Coverage counters: every one must end above zero. */
+static unsigned long del_leaf, del_one_child, del_two_children, del_root;
+static unsigned long q_zero, q_one, q_many, q_point;
+
+static void check_tree(void)
+{
+	const char *err = itree_check(&tree);
+
+	if (err) {
+		fprintf(stderr, "    itree_check: %s (%d nodes)\n", err, nr_live);
+		assert_eq_ptr(err, NULL);
+	}
+	test_checks++;
+	if (tree.count != (size_t)nr_live)
+		assert_eq((long long)tree.count, nr_live);
+}
+
+/* Interval geometry: a mix of small dense values, edges and full range. */
+static unsigned long rand_addr(void)
+{
+	switch (test_rng_below(&rng, 8)) {
+	case 0:
+		return test_rng_next(&rng);
+	case 1:
+		return ULONG_MAX - test_rng_below(&rng, 64);
+	case 2:
+		return test_rng_below(&rng, 64);
+	default:
+		return test_rng_below(&rng, 4096) * 16;
+	}
+}
+
+static void rand_interval(unsigned long *start, unsigned long *last)
+{
+	unsigned long s = rand_addr(), len;
+
+	switch (test_rng_below(&rng, 10)) {
+	case 0:
+		len = 0;			/* one address */
+		break;
+	case 1:
+		len = ULONG_MAX - s;		/* to the very end */
+		break;
+	case 2:
+		len = s == ULONG_MAX ? 0 : test_rng_next(&rng) % (ULONG_MAX - s);
+		break;
+	default:
+		len = test_rng_below(&rng, 256);
+		if (len > ULONG_MAX - s)
+			len = ULONG_MAX - s;
+		break;
+	}
+	*start = s;
+	*last = s + len;
+}
+
+static void insert_node(struct tnode *n, unsigned long start, unsigned long last)
+{
+	n->start = start;
+	n->last = last;
+	n->node.start = start;
+	n->node.last = last;
+	n->order = order_clock++;
+	n->slot = nr_live;
+	live[nr_live++] = n;
+	itree_insert(&tree, &n->node);
+	check_tree();
+}
+
+static struct tnode *free_node(void)
+{
+	for (;;) {
+		struct tnode *n = &nodes[test_rng_below(&rng, MAX_NODES)];
+
+		if (n->slot < 0)
+			return n;
+	}
+}
+
+static void remove_node(struct tnode *n)
+{
+	struct mmn_itree_node *x = &n->node;
+	int slot = n->slot;
+
+	if (!x->parent)
+		del_root++;
+	if (x->left && x->right)
+		del_two_children++;
+	else if (x->left || x->right)
+		del_one_child++;
+	else
+		del_leaf++;
+
+	itree_remove(&tree, x);
+	live[slot] = live[--nr_live];
+	live[slot]->slot = slot;
+	n->slot = -1;
+	memset(&n->node, 0x5a, sizeof(n->node));	/* poison: must not be read */
+	check_tree();
+}
+
+static int cmp_walk_order(const void *a, const void *b)
+{
+	const struct tnode *x = *(struct tnode *const *)a, *y = *(struct tnode *const *)b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static struct tnode *expect_buf[MAX_NODES];
+
+/* One stabbing query of [qs, ql], checked against a sorted scan. */
+static void query(unsigned long qs, unsigned long ql)
+{
+	struct mmn_itree_node *x;
+	int n = 0, i = 0;
+
+	for (int j = 0; j < nr_live; j++)
+		if (live[j]->start <= ql && live[j]->last >= qs)
+			expect_buf[n++] = live[j];
+	qsort(expect_buf, n, sizeof(expect_buf[0]), cmp_walk_order);
+
+	for (x = itree_first(&tree, qs, ql); x; x = itree_next(x, qs, ql), i++) {
+		test_checks++;
+		if (i >= n || x != &expect_buf[i]->node) {
+			test_fail_at(__FILE__, __LINE__);
+			fprintf(stderr,
+				"    query [%#lx, %#lx]: result %d is [%#lx, %#lx], expected %s\n",
+				qs, ql, i, x->start, x->last, i >= n ? "nothing" : "another node");
+			test_exit_now();
+		}
+	}
+	if (i != n) {
+		fprintf(stderr, "    query [%#lx, %#lx]: %d results, expected %d\n", qs, ql, i, n);
+		assert_eq(i, n);
+	}
+	if (n == 0)
+		q_zero++;
+	else if (n == 1)
+		q_one++;
+	else
+		q_many++;
+	q_point += qs == ql;
+}
+
+static void random_query(void)
+{
+	unsigned long qs, ql;
+
+	switch (test_rng_below(&rng, 4)) {
+	case 0:		/* a point: the classic stabbing query */
+		qs = ql = rand_addr();
+		break;
+	case 1:		/* a point inside a live interval: at least one hit */
+		if (nr_live) {
+			struct tnode *t = live[test_rng_below(&rng, nr_live)];
+
+			/* below(0), for the whole space, gives 0 */
+			qs = ql = t->start + test_rng_below(&rng, t->last - t->start + 1);
+			break;
+		}
+		/* fall through */
+	default:
+		rand_interval(&qs, &ql);
+		break;
+	}
+	query(qs, ql);
+}
+
+/* Every live node, in order, through a whole-space query. */
+static void full_walk(void)
+{
+	query(0, ULONG_MAX);
+}
+
+static void empty_tree(void)
+{
+	while (nr_live) {
+		remove_node(live[test_rng_below(&rng, nr_live)]);
+		if (test_rng_below(&rng, 8) == 0)
+			random_query();
+	}
+	test_checks++;
+	if (tree.root || tree.leftmost || tree.count)
+		assert_true(!tree.root && !tree.leftmost && !tree.count);
+}
+
+static void reset(void)
+{
+	memset(&tree, 0, sizeof(tree));
+	for (int i = 0; i < MAX_NODES; i++)
+		nodes[i].slot = -1;
+	nr_live = 0;
+}
+
+TEST(empty)
+{
+	reset();
+	check_tree();
+	expect_eq_ptr(itree_first(&tree, 0, ULONG_MAX), NULL);
+	expect_eq_ptr(itree_first(&tree, 5, 5), NULL);
+}
+
+TEST(boundaries)
+{
+	unsigned long s, l;
+
+	reset();
+	/* [0x1000, 0x1fff] against ranges touching it from either side. */
+	insert_node(&nodes[0], 0x1000, 0x1fff);
+	expect_eq_ptr(itree_first(&tree, 0x2000, 0x2fff), NULL);
+	expect_eq_ptr(itree_first(&tree, 0, 0xfff), NULL);
+	expect_eq_ptr(itree_first(&tree, 0, 0x1000), &nodes[0].node);
+	expect_eq_ptr(itree_first(&tree, 0x1fff, 0x1fff), &nodes[0].node);
+	expect_eq_ptr(itree_first(&tree, 0x1fff, ULONG_MAX), &nodes[0].node);
+	expect_eq_ptr(itree_next(&nodes[0].node, 0, ULONG_MAX), NULL);
+	/* The very last address, and the whole space. */
+	insert_node(&nodes[1], ULONG_MAX, ULONG_MAX);
+	insert_node(&nodes[2], 0, ULONG_MAX);
+	expect_eq_ptr(itree_first(&tree, ULONG_MAX, ULONG_MAX), &nodes[2].node);
+	expect_eq_ptr(itree_next(&nodes[2].node, ULONG_MAX, ULONG_MAX), &nodes[1].node);
+	expect_eq_ptr(itree_first(&tree, 0, 0), &nodes[2].node);
+	expect_eq_ptr(itree_next(&nodes[2].node, 0, 0), NULL);
+	for (int i = 0; i < 200; i++) {
+		rand_interval(&s, &l);
+		query(s, l);
+	}
+	empty_tree();
+}
+
+/* Equal starts keep insertion order, through rotations and removals. */
+TEST(equal_starts)
+{
+	reset();
+	for (int i = 0; i < 300; i++) {
+		unsigned long start = 0x1000 + 0x1000 * test_rng_below(&rng, 3);
+
+		insert_node(&nodes[i], start, start + test_rng_below(&rng, 0x10000));
+	}
+	for (int i = 0; i < 200; i++) {
+		full_walk();
+		random_query();
+		remove_node(live[test_rng_below(&rng, nr_live)]);
+		insert_node(free_node(), 0x2000, 0x2000 + test_rng_below(&rng, 0x3000));
+	}
+	empty_tree();
+}
+
+/* Sorted and reverse-sorted inserts: the rotation-heavy shapes. */
+TEST(monotonic)
+{
+	reset();
+	for (int i = 0; i < 1000; i++)
+		insert_node(&nodes[i], (unsigned long)i << 12, ((unsigned long)i << 12) + 0xfff);
+	full_walk();
+	for (int i = 0; i < 1000; i++)	/* remove in insertion order: always the leftmost */
+		remove_node(&nodes[i]);
+	reset();
+	for (int i = 0; i < 1000; i++)
+		insert_node(&nodes[i], (unsigned long)(1000 - i) << 12, ULONG_MAX - i);
+	full_walk();
+	for (int i = 0; i < 100; i++)
+		random_query();
+	for (int i = 999; i >= 0; i--)	/* remove newest first */
+		remove_node(&nodes[i]);
+}
+
+/* Grow to each size by random inserts, churn, query, then empty in random order. */
+TEST(random_sizes)
+{
+	static const int sizes[] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33,
+				     63, 64, 65, 100, 255, 256, 257, 500, 1000, 2000, 5000 };
+	unsigned long s, l;
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		int target = sizes[k];
+		int churn = target < 100 ? 50 : 300;
+
+		reset();
+		while (nr_live < target) {
+			rand_interval(&s, &l);
+			insert_node(free_node(), s, l);
+		}
+		full_walk();
+		for (int i = 0; i < 100; i++)
+			random_query();
+		for (int i = 0; i < churn; i++) {
+			if (nr_live && (nr_live >= target || test_rng_below(&rng, 2))) {
+				remove_node(live[test_rng_below(&rng, nr_live)]);
+			} else {
+				rand_interval(&s, &l);
+				insert_node(free_node(), s, l);
+			}
+			random_query();
+		}
+		full_walk();
+		empty_tree();
+	}
+}
+
+/* The coverage the brief asks for was reached. */
+TEST(coverage)
+{
+	printf("  deletions: %lu leaf, %lu one child, %lu two children, %lu root\n",
+	       del_leaf, del_one_child, del_two_children, del_root);
+	printf("  queries: %lu empty, %lu single, %lu many, %lu points\n", q_zero,
+	       q_one, q_many, q_point);
+	expect_gt(del_leaf, 0);
+	expect_gt(del_one_child, 0);
+	expect_gt(del_two_children, 0);
+	expect_gt(del_root, 0);
+	expect_gt(q_zero, 0);
+	expect_gt(q_one, 0);
+	expect_gt(q_many, 0);
+	expect_gt(q_point, 0);
+}
+
+int main(int argc, char **argv)
+{
+	test_rng_seed(&rng, test_seed_from_args(argc, argv));
+	RUN(empty);
+	RUN(boundaries);
+	RUN(equal_starts);
+	RUN(monotonic);
+	RUN(random_sizes);
+	RUN(coverage);
+	return test_report();
+}
