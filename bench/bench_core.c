@@ -12,7 +12,9 @@
  * default) of the batch's mean ns/op, clock_gettime(CLOCK_MONOTONIC). The
  * ratios compare medians from this one run. See bench/README.md.
  *
- * Usage: bench_core [--quick] [--csv]
+ * Usage: bench_core [--quick | --smoke] [--csv]
+ *   --quick  smaller counts (10^5 notifiers): a fast look, not the targets
+ *   --smoke  tiny counts: only proves the program runs (CTest, debug builds)
  */
 #include <errno.h>
 #include <malloc.h>
@@ -348,7 +350,7 @@ static void target(const char *id, const char *what, double value, double limit)
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--quick] [--csv]\n", prog);
+	fprintf(stderr, "usage: %s [--quick | --smoke] [--csv]\n", prog);
 	exit(2);
 }
 
@@ -366,6 +368,11 @@ int main(int argc, char **argv)
 			batch_ops = 10000;
 			big_n = 100000;
 			mem_n = 10000;
+		} else if (strcmp(argv[i], "--smoke") == 0) {
+			nr_batches = 3;
+			batch_ops = 1000;
+			big_n = 2000;
+			mem_n = 1000;
 		} else if (strcmp(argv[i], "--csv") == 0) {
 			csv = true;
 		} else {
