@@ -503,6 +503,15 @@ typedef void mmn_log_fn(const struct mmn_log_record *rec, void *arg);
 MMN_API void mmn_set_log_fn(mmn_log_fn *fn, void *arg);
 
 /**
+ * mmn_log() - report a record through the installed log hook
+ * @rec: the record; its texts should be constants
+ *
+ * For the layers above the core (event sources, devices, caches) and for
+ * programs that want their reports in the same place. Allocation-free.
+ */
+MMN_API void mmn_log(const struct mmn_log_record *rec);
+
+/**
  * mmn_log_stderr() - a ready-made hook: one line on standard error
  * @rec: the record
  * @arg: unused

@@ -28,8 +28,6 @@ MMN_HIDDEN void mmn_warn(struct mmn_mm *mm, const char *what,
 MMN_HIDDEN void mmn_log_error(struct mmn_mm *mm, const char *what,
 			      struct mmn_interval_notifier *sub,
 			      unsigned long start, unsigned long end);
-/* Report at any level; the record is built on the caller's stack. */
-MMN_HIDDEN void mmn_log(const struct mmn_log_record *rec);
 /* Abort after reporting; for misuse that would otherwise hang. */
 MMN_HIDDEN _Noreturn void mmn_fatal(struct mmn_mm *mm, const char *what,
 				    struct mmn_interval_notifier *sub);

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Process event sources: this process's own address space drives one
+ * process-wide notifier domain.
+ *
+ * Once mmn_process_mm() has run, every call that can change a mapping of the
+ * process -- munmap, mremap, madvise (the advices that discard or move
+ * pages), brk/sbrk shrink, shmdt, shmat(SHM_REMAP), mmap(MAP_FIXED) and
+ * mprotect -- opens an invalidation of the affected range *before* the real
+ * system call and closes it after, whatever the call returns. That includes
+ * glibc's own calls from malloc, free, realloc and malloc_trim, which never
+ * pass through the import table: libmmn patches the entry of libc's functions,
+ * which glibc's internal calls reach too (docs/process-events.md).
+ *
+ * A userfaultfd monitor backs this up for subscribed anonymous memory: it sees
+ * unmaps made by raw system calls and static code. Its events come after the
+ * fact (UNMAP, REMAP) or before the zap but without waiting for it (REMOVE).
+ *
+ * Allocators and other interposers can feed events themselves with
+ * mmn_process_event_begin() / _end() instead of patching the same functions.
+ */
+#ifndef MMN_PROCESS_H
+#define MMN_PROCESS_H
+
+#include <mmn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * mmn_process_mm() - the process-wide domain, created and hooked on first use
+ * @mmp: where to store it
+ *
+ * The first call creates the domain, patches libc's mapping functions and
+ * starts the userfaultfd backstop (unless MMN_BACKSTOP=0 is set). Later calls
+ * return the same domain. Call it early, ideally before creating threads:
+ * patching is done with single atomic stores, but the fewer threads run libc's
+ * mapping functions at that moment the better. Every hook that could not be
+ * installed is reported through the log hook and by mmn_process_coverage().
+ *
+ * Context: thread-safe; allocates on the first call, so not from inside a
+ * notifier callback or a malloc hook.
+ * Return: 0; -EINVAL if @mmp is NULL; -ENOMEM.
+ */
+MMN_API int mmn_process_mm(struct mmn_mm **mmp);
+
+/**
+ * mmn_process_insert() - subscribe to process memory
+ * @sub: a zeroed (or removed) notifier
+ * @start: first address
+ * @length: number of bytes
+ * @ops: callbacks
+ *
+ * mmn_interval_notifier_insert() on the process domain (created if needed),
+ * plus registration of the interval's anonymous pages with the userfaultfd
+ * backstop. Remove it with mmn_interval_notifier_remove().
+ *
+ * Return: as mmn_interval_notifier_insert(), or -ENOMEM creating the domain.
+ * A backstop registration that fails is not an error (see coverage).
+ */
+MMN_API int mmn_process_insert(struct mmn_interval_notifier *sub, unsigned long start,
+			       unsigned long length,
+			       const struct mmn_interval_notifier_ops *ops);
+
+/**
+ * struct mmn_process_event - an externally reported change, for begin/end
+ * @range: the invalidation (read-only for the caller)
+ *
+ * The remaining fields are private.
+ */
+struct mmn_process_event {
+	struct mmn_range range;
+	/* private: */
+	struct mmn_process_event *outer;
+	unsigned int state;
+};
+
+/**
+ * mmn_process_event_begin() - report a change of [start, end) before making it
+ * @ev: caller-owned until mmn_process_event_end()
+ * @event: what happens (MMN_EVENT_UNMAP, _CLEAR, _PROTECTION_VMA, ...)
+ * @start: first address
+ * @end: one past the last address
+ *
+ * For allocators and interposers that see mapping changes themselves (UCX,
+ * libfabric, MPI): invalidates the range in the process domain, blockable.
+ * While the event is open on this thread, libmmn's own hooks do not report
+ * the same range again, so the caller may then call the (hooked) munmap etc.
+ * Does nothing, successfully, if the process domain does not exist yet.
+ *
+ * Context: allocation-free; safe inside free() and inside other hooks.
+ * Return: 0; -EINVAL for a NULL @ev or an empty range (then do not call _end).
+ */
+MMN_API int mmn_process_event_begin(struct mmn_process_event *ev, enum mmn_event event,
+				    unsigned long start, unsigned long end);
+
+/**
+ * mmn_process_event_end() - the change reported by _begin is complete
+ * @ev: the event
+ *
+ * Context: on the thread that called mmn_process_event_begin(); events nest.
+ */
+MMN_API void mmn_process_event_end(struct mmn_process_event *ev);
+
+/* The mapping calls libmmn watches. */
+enum mmn_process_call {
+	MMN_CALL_MUNMAP = 0,
+	MMN_CALL_MREMAP,
+	MMN_CALL_MADVISE,
+	MMN_CALL_BRK,
+	MMN_CALL_SHMDT,
+	MMN_CALL_SHMAT,
+	MMN_CALL_MMAP,
+	MMN_CALL_MPROTECT,
+	MMN_CALL_COUNT
+};
+
+enum mmn_hook_method {
+	MMN_HOOK_NONE = 0,	/* not hooked: see error[] */
+	MMN_HOOK_ENTRY_PATCH,	/* libc's function entry jumps to libmmn */
+};
+
+/**
+ * struct mmn_process_coverage - which paths are watched, and how
+ * @method: per call, how it is hooked
+ * @error: per call, -errno explaining MMN_HOOK_NONE (0 when hooked)
+ * @events: per call, how many calls opened an invalidation
+ * @backstop: the userfaultfd monitor is running
+ * @backstop_error: -errno explaining why it is not (0 when it is)
+ * @backstop_ranges: ranges registered with the monitor
+ * @backstop_events: events the monitor turned into invalidations (raw
+ *	system calls and other paths the hooks did not see)
+ * @backstop_duplicates: events the monitor dropped because a hook had
+ *	already reported the range
+ * @nested_too_deep: hooked calls made inside callbacks nested more deeply
+ *	than libmmn follows; each was also reported as a warning
+ */
+struct mmn_process_coverage {
+	enum mmn_hook_method method[MMN_CALL_COUNT];
+	int error[MMN_CALL_COUNT];
+	uint64_t events[MMN_CALL_COUNT];
+	bool backstop;
+	int backstop_error;
+	uint64_t backstop_ranges;
+	uint64_t backstop_events;
+	uint64_t backstop_duplicates;
+	uint64_t nested_too_deep;
+};
+
+/**
+ * mmn_process_coverage() - report the event sources' coverage
+ * @cov: filled in
+ *
+ * Return: 0; -EINVAL if @cov is NULL; -ENODEV if mmn_process_mm() has not
+ * run yet (@cov is then all "not hooked").
+ */
+MMN_API int mmn_process_coverage(struct mmn_process_coverage *cov);
+
+/** mmn_process_call_name() - "munmap", "mremap", ...; NULL if out of range */
+MMN_API const char *mmn_process_call_name(enum mmn_process_call call);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MMN_PROCESS_H */

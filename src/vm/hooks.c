@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The hooks: libmmn's versions of libc's mapping functions.
+ *
+ * libc's entry jumps here (patch.c). Each hook works out which range the call
+ * will change, opens an invalidation of it (vm_call_begin), makes the system
+ * call itself, closes the invalidation whatever the call returned
+ * (vm_call_end), and returns exactly what libc's function would have, errno
+ * included. A call the kernel will refuse before touching anything (an
+ * unaligned address, a zero length) opens no invalidation.
+ *
+ * Which range each call changes (the kernel's view):
+ *   munmap(a, n)                 [a, a+n) UNMAP
+ *   mremap(a, n, m, f, b)        shrink: [a+m, a+n); may move: [a, a+n);
+ *                                MREMAP_FIXED also unmaps [b, b+m) first
+ *   madvise(a, n, advice)        DONTNEED, DONTNEED_LOCKED, FREE, REMOVE,
+ *                                PAGEOUT: CLEAR; COLLAPSE, SOFT_OFFLINE:
+ *                                MIGRATE; HWPOISON: UNMAP; others: none
+ *   brk(b) below the break       [b, break) UNMAP (sbrk calls brk)
+ *   shmdt(a)                     the attachment's pages UNMAP
+ *   shmat(id, a, SHM_REMAP)      [a, a + segment size) UNMAP
+ *   mmap(a, n, .., MAP_FIXED)    [a, a+n) UNMAP (what was there goes away)
+ *   mprotect(a, n, p)            [a, a+n) PROTECTION_VMA
+ *
+ * Nothing here allocates: these run inside malloc and free.
+ */
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
+#include <sys/shm.h>
+
+#include "raw.h"
+#include "vm.h"
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_HWPOISON
+#define MADV_HWPOISON 100
+#endif
+#ifndef MADV_SOFT_OFFLINE
+#define MADV_SOFT_OFFLINE 101
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+static unsigned long *curbrk;	/* glibc's __curbrk, which brk() maintains */
+
+static unsigned long page_up(unsigned long x)
+{
+	return (x + vm_page_size - 1) & ~(vm_page_size - 1);
+}
+
+/*
+ * The page range [a, a+n) as the kernel rounds it, or an empty range (no
+ * invalidation) for a call the kernel refuses without changing anything.
+ */
+static void page_range(unsigned long a, unsigned long n, unsigned long *start,
+		       unsigned long *end)
+{
+	*start = *end = 0;
+	if (!n || (a & (vm_page_size - 1)) || a + n < a || page_up(a + n) < a)
+		return;
+	*start = a;
+	*end = page_up(a + n);
+}
+
+static int hook_munmap(void *addr, size_t len)
+{
+	struct vm_call c;
+	unsigned long s, e;
+	long ret;
+
+	page_range((unsigned long)addr, len, &s, &e);
+	vm_call_begin(&c, MMN_CALL_MUNMAP, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_munmap, addr, len, 0, 0, 0, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+/* Declared with five arguments: the fifth is read only when a flag says so. */
+static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+	unsigned long a = (unsigned long)old, s, e, ns = 0, ne = 0;
+	struct vm_call c_old, c_new;
+	long ret;
+
+	page_range(a, old_len, &s, &e);
+	if (s < e && !(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) &&
+	    page_up(new_len) <= e - s) {
+		/* Shrinking never moves: only the tail goes. */
+		s = a + page_up(new_len);
+	} else if (s < e && !(flags & (MREMAP_MAYMOVE | MREMAP_FIXED))) {
+		/* Growing in place or failing: nothing old changes. */
+		s = e = 0;
+	}
+	if (flags & MREMAP_FIXED)
+		page_range((unsigned long)new_addr, new_len, &ns, &ne);
+
+	vm_call_begin(&c_old, MMN_CALL_MREMAP, MMN_EVENT_UNMAP, s, e);
+	vm_call_begin(&c_new, MMN_CALL_MREMAP, MMN_EVENT_UNMAP, ns, ne);
+	ret = raw_syscall(SYS_mremap, old, old_len, new_len, flags, new_addr, 0);
+	vm_call_end(&c_new);
+	vm_call_end(&c_old);
+	return (void *)raw_result(ret);
+}
+
+/* The event an advice causes, or -1 if it leaves the mapping alone. */
+static int madvise_event(int advice)
+{
+	switch (advice) {
+	case MADV_DONTNEED:
+	case MADV_DONTNEED_LOCKED:
+	case MADV_FREE:
+	case MADV_REMOVE:
+	case MADV_PAGEOUT:
+		return MMN_EVENT_CLEAR;
+	case MADV_COLLAPSE:
+	case MADV_SOFT_OFFLINE:
+		return MMN_EVENT_MIGRATE;
+	case MADV_HWPOISON:
+		return MMN_EVENT_UNMAP;
+	default:
+		return -1;
+	}
+}
+
+static int hook_madvise(void *addr, size_t len, int advice)
+{
+	int event = madvise_event(advice);
+	unsigned long s = 0, e = 0;
+	struct vm_call c;
+	long ret;
+
+	if (event >= 0)
+		page_range((unsigned long)addr, len, &s, &e);
+	vm_call_begin(&c, MMN_CALL_MADVISE, event >= 0 ? (enum mmn_event)event : MMN_EVENT_CLEAR,
+		      s, e);
+	ret = raw_syscall(SYS_madvise, addr, len, advice, 0, 0, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+/* glibc's brk: sets __curbrk to what the kernel returns; ENOMEM if below @addr. */
+static int hook_brk(void *addr)
+{
+	unsigned long want = (unsigned long)addr, cur = *curbrk, s = 0, e = 0;
+	struct vm_call c;
+	long ret;
+
+	if (!cur)
+		cur = (unsigned long)raw_syscall(SYS_brk, 0, 0, 0, 0, 0, 0);
+	if (want && want < cur) {
+		s = page_up(want);
+		e = page_up(cur);
+	}
+	vm_call_begin(&c, MMN_CALL_BRK, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_brk, addr, 0, 0, 0, 0, 0);
+	vm_call_end(&c);
+	*curbrk = (unsigned long)ret;
+	if ((unsigned long)ret < want) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+struct shm_find {
+	unsigned long addr, end, inode;
+};
+
+/* The attachment at addr: its first mapping and those that continue it. */
+static int shm_find_cb(const struct vm_map *m, void *arg)
+{
+	struct shm_find *f = arg;
+
+	if (!f->end) {
+		if (m->start == f->addr && strstr(m->path, "SYSV")) {
+			f->end = m->end;
+			f->inode = m->inode;
+		}
+		return 0;
+	}
+	if (m->start == f->end && m->inode == f->inode) {
+		f->end = m->end;
+		return 0;
+	}
+	return 1;
+}
+
+static int hook_shmdt(const void *addr)
+{
+	struct shm_find f = { .addr = (unsigned long)addr };
+	struct vm_call c;
+	long ret;
+
+	if (!(f.addr & (vm_page_size - 1)))
+		vm_maps_foreach(shm_find_cb, &f);
+	vm_call_begin(&c, MMN_CALL_SHMDT, MMN_EVENT_UNMAP, f.end ? f.addr : 0, f.end);
+	ret = raw_syscall(SYS_shmdt, addr, 0, 0, 0, 0, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+static void *hook_shmat(int shmid, const void *addr, int flags)
+{
+	unsigned long a = (unsigned long)addr, s = 0, e = 0;
+	struct shmid_ds ds;
+	struct vm_call c;
+	long ret;
+
+	if ((flags & SHM_REMAP) && a) {
+		if (flags & SHM_RND)
+			a &= ~(SHMLBA - 1UL);
+		if (raw_syscall(SYS_shmctl, shmid, IPC_STAT, &ds, 0, 0, 0) == 0)
+			page_range(a, ds.shm_segsz, &s, &e);
+	}
+	vm_call_begin(&c, MMN_CALL_SHMAT, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_shmat, shmid, addr, flags, 0, 0, 0);
+	vm_call_end(&c);
+	return (void *)raw_result(ret);
+}
+
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	unsigned long s = 0, e = 0;
+	struct vm_call c;
+	long ret;
+
+	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
+		page_range((unsigned long)addr, len, &s, &e);
+	vm_call_begin(&c, MMN_CALL_MMAP, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	vm_call_end(&c);
+	return (void *)raw_result(ret);
+}
+
+static int hook_mprotect(void *addr, size_t len, int prot)
+{
+	unsigned long s, e;
+	struct vm_call c;
+	long ret;
+
+	page_range((unsigned long)addr, len, &s, &e);
+	vm_call_begin(&c, MMN_CALL_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
+	ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+static const struct hook_def {
+	enum mmn_process_call call;
+	const char *symbol;
+	vm_hook_fn *hook;
+} hook_defs[MMN_CALL_COUNT] = {
+	{ MMN_CALL_MUNMAP, "munmap", (vm_hook_fn *)hook_munmap },
+	{ MMN_CALL_MREMAP, "mremap", (vm_hook_fn *)hook_mremap },
+	{ MMN_CALL_MADVISE, "madvise", (vm_hook_fn *)hook_madvise },
+	{ MMN_CALL_BRK, "brk", (vm_hook_fn *)hook_brk },
+	{ MMN_CALL_SHMDT, "shmdt", (vm_hook_fn *)hook_shmdt },
+	{ MMN_CALL_SHMAT, "shmat", (vm_hook_fn *)hook_shmat },
+	{ MMN_CALL_MMAP, "mmap", (vm_hook_fn *)hook_mmap },
+	{ MMN_CALL_MPROTECT, "mprotect", (vm_hook_fn *)hook_mprotect },
+};
+
+void vm_install_hooks(enum mmn_hook_method *method, int *error)
+{
+	curbrk = vm_libc_symbol("__curbrk");
+	for (int i = 0; i < MMN_CALL_COUNT; i++) {
+		const struct hook_def *h = &hook_defs[i];
+		void *target = vm_libc_symbol(h->symbol);
+		int err;
+
+		if (!target)
+			err = -ENOENT;	/* no libc.so: a static program */
+		else if (h->call == MMN_CALL_BRK && !curbrk)
+			err = -ENOENT;	/* cannot keep glibc's break in step */
+		else
+			err = vm_patch_entry(target, h->hook);
+		method[h->call] = err ? MMN_HOOK_NONE : MMN_HOOK_ENTRY_PATCH;
+		error[h->call] = err;
+	}
+}

@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: MIT
+/*
+ * A reader of /proc/self/maps that allocates nothing and calls no hooked
+ * function: raw open/read/close into a buffer on the stack. Used by the shmdt
+ * hook (to find an attachment's size) and by the preload's self-check.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raw.h"
+#include "vm.h"
+
+static unsigned long parse_hex(const char **p)
+{
+	unsigned long v = 0;
+
+	for (;; (*p)++) {
+		char c = **p;
+
+		if (c >= '0' && c <= '9')
+			v = v * 16 + (unsigned long)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v * 16 + (unsigned long)(c - 'a' + 10);
+		else
+			return v;
+	}
+}
+
+static unsigned long parse_dec(const char **p)
+{
+	unsigned long v = 0;
+
+	while (**p >= '0' && **p <= '9')
+		v = v * 10 + (unsigned long)(*(*p)++ - '0');
+	return v;
+}
+
+static void skip_spaces(const char **p)
+{
+	while (**p == ' ')
+		(*p)++;
+}
+
+/* "start-end perms offset dev inode   path" */
+static bool parse_line(char *line, struct vm_map *m)
+{
+	const char *p = line;
+
+	m->start = parse_hex(&p);
+	if (*p++ != '-')
+		return false;
+	m->end = parse_hex(&p);
+	skip_spaces(&p);
+	for (int i = 0; i < 4; i++)
+		m->perms[i] = *p ? *p++ : '-';
+	m->perms[4] = '\0';
+	skip_spaces(&p);
+	m->offset = parse_hex(&p);
+	skip_spaces(&p);
+	while (*p && *p != ' ')	/* dev */
+		p++;
+	skip_spaces(&p);
+	m->inode = parse_dec(&p);
+	skip_spaces(&p);
+	m->path = p;
+	return true;
+}
+
+int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg)
+{
+	char buf[4096 + 1];
+	size_t have = 0;
+	long fd, n;
+	int ret = 0;
+
+	fd = raw_syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0, 0, 0);
+	if (fd < 0)
+		return (int)fd;
+	for (;;) {
+		char *line, *nl;
+
+		n = raw_syscall(SYS_read, fd, buf + have, sizeof(buf) - 1 - have, 0, 0, 0);
+		if (n == -EINTR)
+			continue;
+		if (n < 0) {
+			ret = (int)n;
+			break;
+		}
+		have += (size_t)n;
+		buf[have] = '\0';
+		line = buf;
+		while ((nl = strchr(line, '\n'))) {
+			struct vm_map m;
+
+			*nl = '\0';
+			if (parse_line(line, &m) && (ret = fn(&m, arg)))
+				goto out;
+			line = nl + 1;
+		}
+		/* Keep the unfinished line for the next read. */
+		have = (size_t)(buf + have - line);
+		memmove(buf, line, have);
+		if (n == 0 || have == sizeof(buf) - 1)
+			break;	/* end of file (or a line longer than the buffer) */
+	}
+out:
+	raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);
+	return ret;
+}

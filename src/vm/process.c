@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The process-wide domain and the bracket every hooked call goes through.
+ *
+ * vm_call_begin() opens an invalidation of the range a call will change,
+ * before the system call; vm_call_end() closes it after. Keeping the region
+ * open across the system call is what closes the peers' "register during
+ * unmap" window: a notifier inserted meanwhile makes the period odd (the
+ * core's partial-exclusion rule), so its read_begin waits until the unmap is
+ * done and its first fault sees the new mapping.
+ *
+ * Per thread, two things are tracked (initial-exec TLS: no allocation):
+ *  - the external events this thread has open (mmn_process_event_begin), so a
+ *    hooked call inside one reports nothing twice;
+ *  - how deeply hooked calls are nested inside callbacks, so a callback that
+ *    unmaps memory cannot recurse without bound.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/auxv.h>
+
+#include "vm.h"
+
+unsigned long vm_page_size = 4096;
+
+static struct mmn_mm *process_mm;	/* published with release, once */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum mmn_hook_method hook_method[MMN_CALL_COUNT];
+static int hook_error[MMN_CALL_COUNT];
+static int backstop_error = -ENODEV;
+static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
+static uint64_t nested_too_deep;		/* atomic */
+
+static __thread struct mmn_process_event *ext_top __attribute__((tls_model("initial-exec")));
+static __thread unsigned int nest_depth __attribute__((tls_model("initial-exec")));
+
+static const char *const call_names[MMN_CALL_COUNT] = {
+	[MMN_CALL_MUNMAP] = "munmap", [MMN_CALL_MREMAP] = "mremap",
+	[MMN_CALL_MADVISE] = "madvise", [MMN_CALL_BRK] = "brk",
+	[MMN_CALL_SHMDT] = "shmdt", [MMN_CALL_SHMAT] = "shmat",
+	[MMN_CALL_MMAP] = "mmap(MAP_FIXED)", [MMN_CALL_MPROTECT] = "mprotect",
+};
+
+const char *mmn_process_call_name(enum mmn_process_call call)
+{
+	return (unsigned int)call < MMN_CALL_COUNT ? call_names[call] : NULL;
+}
+
+struct mmn_mm *vm_process_mm_or_null(void)
+{
+	return __atomic_load_n(&process_mm, __ATOMIC_ACQUIRE);
+}
+
+static void report(enum mmn_log_level level, const char *what)
+{
+	struct mmn_log_record rec = { .level = level, .what = what };
+
+	mmn_log(&rec);
+}
+
+static void report_coverage(void)
+{
+	static const char *const hooked[MMN_CALL_COUNT] = {
+		"event sources: munmap hooked (libc entry patched)",
+		"event sources: mremap hooked (libc entry patched)",
+		"event sources: madvise hooked (libc entry patched)",
+		"event sources: brk hooked (libc entry patched)",
+		"event sources: shmdt hooked (libc entry patched)",
+		"event sources: shmat hooked (libc entry patched)",
+		"event sources: mmap hooked (libc entry patched)",
+		"event sources: mprotect hooked (libc entry patched)",
+	};
+	static const char *const missed[MMN_CALL_COUNT] = {
+		"event sources: munmap NOT hooked: its unmaps are seen only by the backstop",
+		"event sources: mremap NOT hooked: its moves are seen only by the backstop",
+		"event sources: madvise NOT hooked: discarded pages are seen only by the backstop",
+		"event sources: brk NOT hooked: heap shrinks are seen only by the backstop",
+		"event sources: shmdt NOT hooked: detaches are not seen",
+		"event sources: shmat NOT hooked: SHM_REMAP replacements are not seen",
+		"event sources: mmap NOT hooked: MAP_FIXED replacements are seen only by the backstop",
+		"event sources: mprotect NOT hooked: protection changes are not seen",
+	};
+
+	for (int i = 0; i < MMN_CALL_COUNT; i++)
+		report(hook_method[i] ? MMN_LOG_INFO : MMN_LOG_ERROR,
+		       hook_method[i] ? hooked[i] : missed[i]);
+	if (backstop_error)
+		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
+	else
+		report(MMN_LOG_INFO, "event sources: userfaultfd backstop running");
+}
+
+int mmn_process_mm(struct mmn_mm **mmp)
+{
+	struct mmn_mm *mm;
+	int err = 0;
+
+	if (!mmp)
+		return -EINVAL;
+	mm = vm_process_mm_or_null();
+	if (mm) {
+		*mmp = mm;
+		return 0;
+	}
+	pthread_mutex_lock(&init_lock);
+	mm = vm_process_mm_or_null();
+	if (!mm) {
+		unsigned long ps = getauxval(AT_PAGESZ);
+
+		if (ps)
+			vm_page_size = ps;
+		err = mmn_mm_new(&mm);
+		if (!err) {
+			/* The hooks pass everything through until mm is published. */
+			vm_install_hooks(hook_method, hook_error);
+			backstop_error = vm_backstop_start();
+			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);
+			report_coverage();
+		}
+	}
+	pthread_mutex_unlock(&init_lock);
+	if (!err)
+		*mmp = mm;
+	return err;
+}
+
+int mmn_process_insert(struct mmn_interval_notifier *sub, unsigned long start,
+		       unsigned long length, const struct mmn_interval_notifier_ops *ops)
+{
+	struct mmn_mm *mm;
+	int err;
+
+	err = mmn_process_mm(&mm);
+	if (err)
+		return err;
+	err = mmn_interval_notifier_insert(sub, mm, start, length, ops);
+	if (err)
+		return err;
+	/* The interval's last byte may be ULONG_MAX: register up to there. */
+	vm_backstop_register(start, start + (length - 1) == ULONG_MAX ? ULONG_MAX
+								       : start + length);
+	return 0;
+}
+
+/* Is [start, end) inside an external event this thread has open? */
+static bool reported_by_caller(unsigned long start, unsigned long end)
+{
+	for (struct mmn_process_event *ev = ext_top; ev; ev = ev->outer)
+		if (ev->range.start <= start && end <= ev->range.end)
+			return true;
+	return false;
+}
+
+/* Open a region on @mm; false if none was opened. */
+static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_event event,
+			unsigned long start, unsigned long end)
+{
+	int err;
+
+	if (nest_depth >= VM_MAX_NEST) {
+		struct mmn_log_record rec = {
+			.level = MMN_LOG_WARN, .mm = mm, .start = start, .end = end,
+			.what = "event sources: mapping change inside callbacks nested too deeply; not reported",
+		};
+
+		__atomic_add_fetch(&nested_too_deep, 1, __ATOMIC_RELAXED);
+		mmn_log(&rec);
+		return false;
+	}
+	mmn_range_init(range, event, 0, mm, start, end);
+	nest_depth++;
+	err = mmn_invalidate_range_start(range);
+	nest_depth--;
+	return err == 0;
+}
+
+void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event event,
+		   unsigned long start, unsigned long end)
+{
+	struct mmn_mm *mm = vm_process_mm_or_null();
+
+	c->open = false;
+	c->slot = -1;
+	if (!mm || start >= end || reported_by_caller(start, end))
+		return;
+	if (event != MMN_EVENT_PROTECTION_VMA)
+		vm_backstop_before_unmap(start, end);
+	c->slot = vm_inflight_publish(start, end);
+	c->open = open_region(&c->range, mm, event, start, end);
+	__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
+}
+
+void vm_call_end(struct vm_call *c)
+{
+	/* Slot first: see "Why that is sound" in backstop.c. */
+	if (c->slot >= 0)
+		vm_inflight_done(c->slot);
+	if (c->open)
+		mmn_invalidate_range_end(&c->range);
+}
+
+enum { EV_IDLE = 0, EV_REPORTED, EV_OPEN };
+
+int mmn_process_event_begin(struct mmn_process_event *ev, enum mmn_event event,
+			    unsigned long start, unsigned long end)
+{
+	struct mmn_mm *mm = vm_process_mm_or_null();
+
+	if (!ev || start >= end)
+		return -EINVAL;
+	ev->state = EV_REPORTED;
+	if (mm && open_region(&ev->range, mm, event, start, end))
+		ev->state = EV_OPEN;
+	else
+		mmn_range_init(&ev->range, event, MMN_RANGE_BLOCKABLE, mm, start, end);
+	ev->outer = ext_top;
+	ext_top = ev;
+	return 0;
+}
+
+void mmn_process_event_end(struct mmn_process_event *ev)
+{
+	struct mmn_process_event **link;
+
+	if (!ev || ev->state == EV_IDLE) {
+		struct mmn_log_record rec = {
+			.level = MMN_LOG_ERROR,
+			.what = "mmn_process_event_end: no such event open",
+		};
+
+		mmn_log(&rec);
+		return;
+	}
+	/* Events nest; unlink this one wherever it is, but say so if out of order. */
+	for (link = &ext_top; *link && *link != ev; link = &(*link)->outer)
+		;
+	if (*link) {
+		if (link != &ext_top)
+			report(MMN_LOG_ERROR, "mmn_process_event_end: events ended out of order");
+		*link = ev->outer;
+	} else {
+		report(MMN_LOG_ERROR, "mmn_process_event_end: event not open on this thread");
+	}
+	if (ev->state == EV_OPEN)
+		mmn_invalidate_range_end(&ev->range);
+	ev->state = EV_IDLE;
+}
+
+int mmn_process_coverage(struct mmn_process_coverage *cov)
+{
+	if (!cov)
+		return -EINVAL;
+	*cov = (struct mmn_process_coverage){ 0 };
+	if (!vm_process_mm_or_null()) {
+		for (int i = 0; i < MMN_CALL_COUNT; i++)
+			cov->error[i] = -ENODEV;
+		cov->backstop_error = -ENODEV;
+		return -ENODEV;
+	}
+	for (int i = 0; i < MMN_CALL_COUNT; i++) {
+		cov->method[i] = hook_method[i];
+		cov->error[i] = hook_error[i];
+		cov->events[i] = __atomic_load_n(&call_events[i], __ATOMIC_RELAXED);
+	}
+	cov->backstop = vm_backstop_running();
+	cov->backstop_error = cov->backstop ? 0 : (backstop_error ? backstop_error : -ECHILD);
+	vm_backstop_counts(&cov->backstop_ranges, &cov->backstop_events,
+			   &cov->backstop_duplicates);
+	cov->nested_too_deep = __atomic_load_n(&nested_too_deep, __ATOMIC_RELAXED);
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Raw system calls for the event-source layer.
+ *
+ * Once libc's mapping functions jump to libmmn, calling them from libmmn would
+ * recurse, so this layer makes its system calls itself. They return the
+ * kernel's value: the result, or -errno.
+ */
+#ifndef MMN_VM_RAW_H
+#define MMN_VM_RAW_H
+
+#include <errno.h>
+#include <sys/syscall.h>
+
+#if defined(__x86_64__)
+static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = f;
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+#else
+#include <unistd.h>
+/* Elsewhere no entry is patched, so libc's syscall() is safe to use. */
+static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
+{
+	long ret = syscall(nr, a, b, c, d, e, f);
+
+	return ret == -1 ? -errno : ret;
+}
+#endif
+
+#define raw_syscall(nr, a, b, c, d, e, f) \
+	raw_syscall6((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+
+/* The libc convention: -1 and errno for an error, else the value. */
+static inline long raw_result(long ret)
+{
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
+#endif /* MMN_VM_RAW_H */

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to the event-source layer (src/vm); it reaches the core only
+ * through mmn.h.
+ */
+#ifndef MMN_VM_H
+#define MMN_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <mmn.h>
+#include <mmn/process.h>
+
+#define VM_HIDDEN __attribute__((visibility("hidden")))
+
+/* Hooked calls nested in callbacks deeper than this are not followed. */
+#define VM_MAX_NEST 8
+
+VM_HIDDEN extern unsigned long vm_page_size;
+
+/* patch.c: make libc's function at @target jump to @hook (same signature). */
+typedef void vm_hook_fn(void);
+VM_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
+VM_HIDDEN void *vm_libc_symbol(const char *name);
+
+/* hooks.c: patches every hook; fills @method and @error per call. */
+VM_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
+
+/* process.c: one hooked call's invalidation, opened before the system call. */
+struct vm_call {
+	struct mmn_range range;
+	int slot;		/* in-flight slot for the backstop, or -1 */
+	bool open;		/* a region is open: end it */
+};
+VM_HIDDEN void vm_call_begin(struct vm_call *c, enum mmn_process_call call,
+			     enum mmn_event event, unsigned long start, unsigned long end);
+VM_HIDDEN void vm_call_end(struct vm_call *c);
+VM_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
+
+/* backstop.c: the userfaultfd monitor. */
+VM_HIDDEN int vm_backstop_start(void);
+VM_HIDDEN bool vm_backstop_running(void);
+VM_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
+VM_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
+VM_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
+VM_HIDDEN void vm_inflight_done(int slot);
+VM_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
+
+/* maps.c: /proc/self/maps, read with raw system calls into a stack buffer. */
+struct vm_map {
+	unsigned long start, end, offset, inode;
+	char perms[5];
+	const char *path;	/* valid during the callback only; "" if none */
+};
+/* Calls @fn for each mapping until it returns non-zero; returns that, or -errno. */
+VM_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
+
+#endif /* MMN_VM_H */
