@@ -87,9 +87,13 @@ int vm_inflight_publish(unsigned long start, unsigned long end)
 		if ((state == SLOT_FREE || state == SLOT_DONE) &&
 		    __atomic_compare_exchange_n(&slots[i].state, &state, SLOT_CLAIMED, false,
 						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			/*
+			 * A reader that sees the new start or end also sees the
+			 * new generation (release stores after the bump).
+			 */
 			__atomic_add_fetch(&slots[i].gen, 1, __ATOMIC_ACQ_REL);
-			__atomic_store_n(&slots[i].start, start, __ATOMIC_RELAXED);
-			__atomic_store_n(&slots[i].end, end, __ATOMIC_RELAXED);
+			__atomic_store_n(&slots[i].start, start, __ATOMIC_RELEASE);
+			__atomic_store_n(&slots[i].end, end, __ATOMIC_RELEASE);
 			/* Pairs with the monitor's acquire load of the state. */
 			__atomic_store_n(&slots[i].state, SLOT_INFLIGHT, __ATOMIC_RELEASE);
 			return i;
@@ -112,11 +116,11 @@ static bool reported_by_hook(unsigned long start, unsigned long end, uint64_t si
 		struct inflight *f = &slots[i];
 		unsigned int gen = __atomic_load_n(&f->gen, __ATOMIC_ACQUIRE);
 		unsigned int state = __atomic_load_n(&f->state, __ATOMIC_ACQUIRE);
-		unsigned long s = __atomic_load_n(&f->start, __ATOMIC_RELAXED);
-		unsigned long e = __atomic_load_n(&f->end, __ATOMIC_RELAXED);
-		uint64_t done = __atomic_load_n(&f->done_ticket, __ATOMIC_RELAXED);
+		/* Acquire loads: the second look at gen cannot move above them. */
+		unsigned long s = __atomic_load_n(&f->start, __ATOMIC_ACQUIRE);
+		unsigned long e = __atomic_load_n(&f->end, __ATOMIC_ACQUIRE);
+		uint64_t done = __atomic_load_n(&f->done_ticket, __ATOMIC_ACQUIRE);
 
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (__atomic_load_n(&f->gen, __ATOMIC_RELAXED) != gen)
 			continue;	/* reclaimed while we looked: not a match */
 		if (state != SLOT_INFLIGHT && state != SLOT_DONE)
