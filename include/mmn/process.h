@@ -4,9 +4,9 @@
  * process-wide notifier domain.
  *
  * Once mmn_process_mm() has run, every call that can change a mapping of the
- * process -- munmap, mremap, madvise (the advices that discard or move
- * pages), brk/sbrk shrink, shmdt, shmat(SHM_REMAP), mmap(MAP_FIXED) and
- * mprotect -- opens an invalidation of the affected range *before* the real
+ * process -- munmap, mremap, madvise and process_madvise (the advices that
+ * discard or move pages), brk/sbrk shrink, shmdt, shmat(SHM_REMAP),
+ * mmap(MAP_FIXED), remap_file_pages, mprotect and pkey_mprotect -- opens an invalidation of the affected range *before* the real
  * system call and closes it after, whatever the call returns. That includes
  * glibc's own calls from malloc, free, realloc and malloc_trim, which never
  * pass through the import table: libmmn patches the entry of libc's functions,
@@ -113,6 +113,9 @@ enum mmn_process_call {
 	MMN_CALL_SHMAT,
 	MMN_CALL_MMAP,
 	MMN_CALL_MPROTECT,
+	MMN_CALL_PKEY_MPROTECT,
+	MMN_CALL_REMAP_FILE_PAGES,
+	MMN_CALL_PROCESS_MADVISE,
 	MMN_CALL_COUNT
 };
 

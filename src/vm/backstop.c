@@ -65,7 +65,14 @@ struct inflight {
 };
 
 static struct inflight slots[INFLIGHT_SLOTS];
+static unsigned int next_slot;		/* atomic: where the next search starts */
 static uint64_t ticket;			/* atomic: completions so far */
+/*
+ * While the monitor matches a batch of events: the ticket it read before the
+ * batch. Slots completed after it may still be matched and are not reused
+ * until the batch is done (UINT64_MAX: no batch).
+ */
+static uint64_t matching_since = UINT64_MAX;
 static int uffd = -1;
 static bool running;			/* atomic */
 static pthread_t monitor;
@@ -79,11 +86,20 @@ bool vm_backstop_running(void)
 
 int vm_inflight_publish(unsigned long start, unsigned long end)
 {
+	unsigned int first;
+
 	if (!vm_backstop_running())
 		return -1;
-	for (int i = 0; i < INFLIGHT_SLOTS; i++) {
+	/* Round robin, so a completed slot survives many later calls. */
+	first = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED);
+	for (unsigned int k = 0; k < INFLIGHT_SLOTS; k++) {
+		unsigned int i = (first + k) % INFLIGHT_SLOTS;
 		unsigned int state = __atomic_load_n(&slots[i].state, __ATOMIC_RELAXED);
 
+		if (state == SLOT_DONE &&
+		    __atomic_load_n(&slots[i].done_ticket, __ATOMIC_RELAXED) >
+			    __atomic_load_n(&matching_since, __ATOMIC_ACQUIRE))
+			continue;	/* the monitor may still match it */
 		if ((state == SLOT_FREE || state == SLOT_DONE) &&
 		    __atomic_compare_exchange_n(&slots[i].state, &state, SLOT_CLAIMED, false,
 						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
@@ -166,9 +182,12 @@ static void *monitor_main(void *arg)
 			continue;
 		/* Every hooked call whose event we are about to read is still in flight. */
 		since = __atomic_load_n(&ticket, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&matching_since, since, __ATOMIC_RELEASE);
 		n = raw_syscall(SYS_read, uffd, msgs, sizeof(msgs), 0, 0, 0);
-		if (n == -EAGAIN || n == -EINTR)
+		if (n == -EAGAIN || n == -EINTR) {
+			__atomic_store_n(&matching_since, UINT64_MAX, __ATOMIC_RELEASE);
 			continue;
+		}
 		if (n < 0)
 			break;
 		for (long i = 0; i < n / (long)sizeof(msgs[0]); i++) {
@@ -191,6 +210,7 @@ static void *monitor_main(void *arg)
 				break;	/* no faults: nothing is write-protected */
 			}
 		}
+		__atomic_store_n(&matching_since, UINT64_MAX, __ATOMIC_RELEASE);
 	}
 	__atomic_store_n(&running, false, __ATOMIC_RELEASE);
 	return NULL;

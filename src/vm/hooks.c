@@ -14,20 +14,28 @@
  *   mremap(a, n, m, f, b)        shrink: [a+m, a+n); may move: [a, a+n);
  *                                MREMAP_FIXED also unmaps [b, b+m) first
  *   madvise(a, n, advice)        DONTNEED, DONTNEED_LOCKED, FREE, REMOVE,
- *                                PAGEOUT: CLEAR; COLLAPSE, SOFT_OFFLINE:
+ *                                PAGEOUT, GUARD_INSTALL: CLEAR; COLLAPSE, SOFT_OFFLINE:
  *                                MIGRATE; HWPOISON: UNMAP; others: none
  *   brk(b) below the break       [b, break) UNMAP (sbrk calls brk)
  *   shmdt(a)                     the attachment's pages UNMAP
  *   shmat(id, a, SHM_REMAP)      [a, a + segment size) UNMAP
  *   mmap(a, n, .., MAP_FIXED)    [a, a+n) UNMAP (what was there goes away)
- *   mprotect(a, n, p)            [a, a+n) PROTECTION_VMA
+ *   remap_file_pages(a, n, ..)   [a, a+n) UNMAP (the kernel remaps the range)
+ *   mprotect(a, n, p)            [a, a+n) PROTECTION_VMA; with PROT_GROWSDOWN
+ *   pkey_mprotect(a, n, p, k)    from the start of the mapping (the kernel
+ *                                extends the change down to it)
+ *   process_madvise(fd, iov, ..) as madvise, over the hull of the vectors (the
+ *                                target may be another process: then the
+ *                                invalidation is spurious, never missed)
  *
  * Nothing here allocates: these run inside malloc and free.
  */
+#include <limits.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/uio.h>
 
 #include "raw.h"
 #include "vm.h"
@@ -40,6 +48,9 @@
 #endif
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
 #endif
 #ifndef MADV_HWPOISON
 #define MADV_HWPOISON 100
@@ -124,6 +135,7 @@ static int madvise_event(int advice)
 	case MADV_FREE:
 	case MADV_REMOVE:
 	case MADV_PAGEOUT:
+	case MADV_GUARD_INSTALL:
 		return MMN_EVENT_CLEAR;
 	case MADV_COLLAPSE:
 	case MADV_SOFT_OFFLINE:
@@ -245,17 +257,112 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
 	return (void *)raw_result(ret);
 }
 
+struct vma_find {
+	unsigned long addr, start, end;
+};
+
+static int vma_find_cb(const struct vm_map *m, void *arg)
+{
+	struct vma_find *f = arg;
+
+	if (m->start <= f->addr && f->addr < m->end) {
+		f->start = m->start;
+		f->end = m->end;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * The range a protection change affects: PROT_GROWSDOWN extends it down to
+ * the start of the mapping, PROT_GROWSUP up to its end.
+ */
+static void protection_range(unsigned long a, unsigned long n, int prot, unsigned long *s,
+			     unsigned long *e)
+{
+	struct vma_find f = { .addr = a };
+
+	page_range(a, n, s, e);
+	if (*s >= *e || !(prot & (PROT_GROWSDOWN | PROT_GROWSUP)))
+		return;
+	if (vm_maps_foreach(vma_find_cb, &f) == 1) {
+		if (prot & PROT_GROWSDOWN)
+			*s = f.start;
+		if ((prot & PROT_GROWSUP) && f.end > *e)
+			*e = f.end;
+	}
+}
+
 static int hook_mprotect(void *addr, size_t len, int prot)
 {
 	unsigned long s, e;
 	struct vm_call c;
 	long ret;
 
-	page_range((unsigned long)addr, len, &s, &e);
+	protection_range((unsigned long)addr, len, prot, &s, &e);
 	vm_call_begin(&c, MMN_CALL_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
 	ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
 	vm_call_end(&c);
 	return (int)raw_result(ret);
+}
+
+static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+	unsigned long s, e;
+	struct vm_call c;
+	long ret;
+
+	protection_range((unsigned long)addr, len, prot, &s, &e);
+	vm_call_begin(&c, MMN_CALL_PKEY_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
+	/* glibc: pkey -1 is plain mprotect (also where pkeys do not exist). */
+	if (pkey == -1)
+		ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
+	else
+		ret = raw_syscall(SYS_pkey_mprotect, addr, len, prot, pkey, 0, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	unsigned long s, e;
+	struct vm_call c;
+	long ret;
+
+	page_range((unsigned long)addr, size, &s, &e);
+	vm_call_begin(&c, MMN_CALL_REMAP_FILE_PAGES, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_remap_file_pages, addr, size, prot, pgoff, flags, 0);
+	vm_call_end(&c);
+	return (int)raw_result(ret);
+}
+
+static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t vlen,
+				    int advice, unsigned int flags)
+{
+	int event = madvise_event(advice);
+	unsigned long s = ULONG_MAX, e = 0;
+	struct vm_call c;
+	long ret;
+
+	/*
+	 * One region over the hull of the vectors: the hook cannot allocate one
+	 * per vector, and a wider invalidation is spurious, never missed. The
+	 * kernel reads at most UIO_MAXIOV vectors.
+	 */
+	for (size_t i = 0; event >= 0 && iov && i < vlen && i < 1024; i++) {
+		unsigned long vs, ve;
+
+		page_range((unsigned long)iov[i].iov_base, iov[i].iov_len, &vs, &ve);
+		if (vs < ve) {
+			s = vs < s ? vs : s;
+			e = ve > e ? ve : e;
+		}
+	}
+	vm_call_begin(&c, MMN_CALL_PROCESS_MADVISE,
+		      event >= 0 ? (enum mmn_event)event : MMN_EVENT_CLEAR, s, e);
+	ret = raw_syscall(SYS_process_madvise, pidfd, iov, vlen, advice, flags, 0);
+	vm_call_end(&c);
+	return raw_result(ret);
 }
 
 static const struct hook_def {
@@ -271,6 +378,9 @@ static const struct hook_def {
 	{ MMN_CALL_SHMAT, "shmat", (vm_hook_fn *)hook_shmat },
 	{ MMN_CALL_MMAP, "mmap", (vm_hook_fn *)hook_mmap },
 	{ MMN_CALL_MPROTECT, "mprotect", (vm_hook_fn *)hook_mprotect },
+	{ MMN_CALL_PKEY_MPROTECT, "pkey_mprotect", (vm_hook_fn *)hook_pkey_mprotect },
+	{ MMN_CALL_REMAP_FILE_PAGES, "remap_file_pages", (vm_hook_fn *)hook_remap_file_pages },
+	{ MMN_CALL_PROCESS_MADVISE, "process_madvise", (vm_hook_fn *)hook_process_madvise },
 };
 
 void vm_install_hooks(enum mmn_hook_method *method, int *error)

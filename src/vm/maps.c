@@ -70,6 +70,7 @@ static bool parse_line(char *line, struct vm_map *m)
 int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg)
 {
 	char buf[4096 + 1];
+	bool skipping = false;	/* dropping the rest of an over-long line */
 	size_t have = 0;
 	long fd, n;
 	int ret = 0;
@@ -94,15 +95,30 @@ int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg)
 			struct vm_map m;
 
 			*nl = '\0';
-			if (parse_line(line, &m) && (ret = fn(&m, arg)))
+			if (skipping)
+				skipping = false;
+			else if (parse_line(line, &m) && (ret = fn(&m, arg)))
 				goto out;
 			line = nl + 1;
 		}
 		/* Keep the unfinished line for the next read. */
 		have = (size_t)(buf + have - line);
 		memmove(buf, line, have);
-		if (n == 0 || have == sizeof(buf) - 1)
-			break;	/* end of file (or a line longer than the buffer) */
+		if (n == 0)
+			break;
+		if (have == sizeof(buf) - 1) {
+			/*
+			 * A line longer than the buffer (a very long path): its
+			 * numbers are at the start, so report it with the path
+			 * cut short, then drop the rest of it.
+			 */
+			struct vm_map m;
+
+			if (!skipping && parse_line(buf, &m) && (ret = fn(&m, arg)))
+				goto out;
+			skipping = true;
+			have = 0;
+		}
 	}
 out:
 	raw_syscall(SYS_close, fd, 0, 0, 0, 0, 0);

@@ -36,16 +36,50 @@ static uint64_t nested_too_deep;		/* atomic */
 static __thread struct mmn_process_event *ext_top __attribute__((tls_model("initial-exec")));
 static __thread unsigned int nest_depth __attribute__((tls_model("initial-exec")));
 
-static const char *const call_names[MMN_CALL_COUNT] = {
-	[MMN_CALL_MUNMAP] = "munmap", [MMN_CALL_MREMAP] = "mremap",
-	[MMN_CALL_MADVISE] = "madvise", [MMN_CALL_BRK] = "brk",
-	[MMN_CALL_SHMDT] = "shmdt", [MMN_CALL_SHMAT] = "shmat",
-	[MMN_CALL_MMAP] = "mmap(MAP_FIXED)", [MMN_CALL_MPROTECT] = "mprotect",
+/* Per call: its name and what the first mmn_process_mm() reports about it. */
+static const struct call_info {
+	const char *name;
+	const char *hooked;
+	const char *missed;
+} calls[MMN_CALL_COUNT] = {
+	[MMN_CALL_MUNMAP] = { "munmap",
+		"event sources: munmap hooked (libc entry patched)",
+		"event sources: munmap NOT hooked: its unmaps are seen only by the backstop" },
+	[MMN_CALL_MREMAP] = { "mremap",
+		"event sources: mremap hooked (libc entry patched)",
+		"event sources: mremap NOT hooked: its moves are seen only by the backstop" },
+	[MMN_CALL_MADVISE] = { "madvise",
+		"event sources: madvise hooked (libc entry patched)",
+		"event sources: madvise NOT hooked: discarded pages are seen only by the backstop" },
+	[MMN_CALL_BRK] = { "brk",
+		"event sources: brk hooked (libc entry patched)",
+		"event sources: brk NOT hooked: heap shrinks are seen only by the backstop" },
+	[MMN_CALL_SHMDT] = { "shmdt",
+		"event sources: shmdt hooked (libc entry patched)",
+		"event sources: shmdt NOT hooked: detaches are not seen" },
+	[MMN_CALL_SHMAT] = { "shmat",
+		"event sources: shmat hooked (libc entry patched)",
+		"event sources: shmat NOT hooked: SHM_REMAP replacements are not seen" },
+	[MMN_CALL_MMAP] = { "mmap(MAP_FIXED)",
+		"event sources: mmap hooked (libc entry patched)",
+		"event sources: mmap NOT hooked: MAP_FIXED replacements are seen only by the backstop" },
+	[MMN_CALL_MPROTECT] = { "mprotect",
+		"event sources: mprotect hooked (libc entry patched)",
+		"event sources: mprotect NOT hooked: protection changes are not seen" },
+	[MMN_CALL_PKEY_MPROTECT] = { "pkey_mprotect",
+		"event sources: pkey_mprotect hooked (libc entry patched)",
+		"event sources: pkey_mprotect NOT hooked: its protection changes are not seen" },
+	[MMN_CALL_REMAP_FILE_PAGES] = { "remap_file_pages",
+		"event sources: remap_file_pages hooked (libc entry patched)",
+		"event sources: remap_file_pages NOT hooked: its remaps are not seen" },
+	[MMN_CALL_PROCESS_MADVISE] = { "process_madvise",
+		"event sources: process_madvise hooked (libc entry patched)",
+		"event sources: process_madvise NOT hooked: its discards are seen only by the backstop" },
 };
 
 const char *mmn_process_call_name(enum mmn_process_call call)
 {
-	return (unsigned int)call < MMN_CALL_COUNT ? call_names[call] : NULL;
+	return (unsigned int)call < MMN_CALL_COUNT ? calls[call].name : NULL;
 }
 
 struct mmn_mm *vm_process_mm_or_null(void)
@@ -62,30 +96,9 @@ static void report(enum mmn_log_level level, const char *what)
 
 static void report_coverage(void)
 {
-	static const char *const hooked[MMN_CALL_COUNT] = {
-		"event sources: munmap hooked (libc entry patched)",
-		"event sources: mremap hooked (libc entry patched)",
-		"event sources: madvise hooked (libc entry patched)",
-		"event sources: brk hooked (libc entry patched)",
-		"event sources: shmdt hooked (libc entry patched)",
-		"event sources: shmat hooked (libc entry patched)",
-		"event sources: mmap hooked (libc entry patched)",
-		"event sources: mprotect hooked (libc entry patched)",
-	};
-	static const char *const missed[MMN_CALL_COUNT] = {
-		"event sources: munmap NOT hooked: its unmaps are seen only by the backstop",
-		"event sources: mremap NOT hooked: its moves are seen only by the backstop",
-		"event sources: madvise NOT hooked: discarded pages are seen only by the backstop",
-		"event sources: brk NOT hooked: heap shrinks are seen only by the backstop",
-		"event sources: shmdt NOT hooked: detaches are not seen",
-		"event sources: shmat NOT hooked: SHM_REMAP replacements are not seen",
-		"event sources: mmap NOT hooked: MAP_FIXED replacements are seen only by the backstop",
-		"event sources: mprotect NOT hooked: protection changes are not seen",
-	};
-
 	for (int i = 0; i < MMN_CALL_COUNT; i++)
 		report(hook_method[i] ? MMN_LOG_INFO : MMN_LOG_ERROR,
-		       hook_method[i] ? hooked[i] : missed[i]);
+		       hook_method[i] ? calls[i].hooked : calls[i].missed);
 	if (backstop_error)
 		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
 	else

@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reproducer: mprotect(addr, len, prot | PROT_GROWSDOWN) changes the protection
+ * from the start of the (grows-down) VMA up to addr + len, but the mprotect
+ * hook invalidates only [addr, addr + len): a notifier on the bottom page of
+ * the VMA, whose protection changed, gets no PROTECTION_VMA invalidation.
+ *
+ * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <mmn/process.h>
+
+static int calls;
+static bool inv(struct mmn_interval_notifier *sub, const struct mmn_range *r, unsigned long seq)
+{
+	(void)r;
+	mmn_interval_set_seq(sub, seq);
+	calls++;
+	return true;
+}
+static const struct mmn_interval_notifier_ops ops = { .invalidate = inv };
+
+static int bottom_page_read_only(unsigned long page)
+{
+	char line[512];
+	FILE *f = fopen("/proc/self/maps", "r");
+	int ro = 0;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		char perms[5];
+
+		if (sscanf(line, "%lx-%lx %4s", &a, &b, perms) == 3 && a <= page && page < b)
+			ro = perms[1] == '-';
+	}
+	if (f)
+		fclose(f);
+	return ro;
+}
+
+int main(void)
+{
+	struct mmn_interval_notifier sub = { 0 };
+	struct mmn_mm *mm;
+	char *p;
+
+	mmn_process_mm(&mm);
+	p = mmap(NULL, 16 * 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_GROWSDOWN, -1, 0);
+	if (p == MAP_FAILED)
+		return 77;
+	memset(p, 1, 16 * 4096);
+	mmn_process_insert(&sub, (unsigned long)p, 4096, &ops);	/* the bottom page */
+	if (mprotect(p + 15 * 4096, 4096, PROT_READ | PROT_GROWSDOWN))
+		return 77;
+	/*
+	 * The backstop's userfaultfd registration of the bottom page splits the
+	 * mapping, and PROT_GROWSDOWN stops at the split: whether the bottom
+	 * page changed is what the kernel did, so ask /proc/self/maps.
+	 */
+	int changed = bottom_page_read_only((unsigned long)p);
+	printf("invalidations of the bottom page: %d (expected %d: it is %s)\n", calls, changed,
+	       changed ? "read-only now" : "still writable");
+	mmn_interval_notifier_remove(&sub);
+	return calls == changed ? 0 : 1;
+}

@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reproducer: remap_file_pages(2) (deprecated, but in glibc and emulated by
+ * the kernel with an mmap(MAP_FIXED) of the range) is not hooked: a notifier
+ * on the file mapping gets no invalidation although its pages now show another
+ * part of the file.
+ *
+ * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <mmn/process.h>
+
+static int calls;
+static bool inv(struct mmn_interval_notifier *sub, const struct mmn_range *r, unsigned long seq)
+{
+	(void)r;
+	mmn_interval_set_seq(sub, seq);
+	calls++;
+	return true;
+}
+static const struct mmn_interval_notifier_ops ops = { .invalidate = inv };
+
+int main(void)
+{
+	struct mmn_interval_notifier sub = { 0 };
+	struct mmn_mm *mm;
+	FILE *f = tmpfile();
+	char *p;
+
+	mmn_process_mm(&mm);
+	if (!f || ftruncate(fileno(f), 4 * 4096))
+		return 77;
+	p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fileno(f), 0);
+	mmn_process_insert(&sub, (unsigned long)p, 4 * 4096, &ops);
+	if (remap_file_pages(p, 4096, 0, 3, 0)) {
+		perror("remap_file_pages");
+		return 77;
+	}
+	printf("invalidations on remap_file_pages: %d (expected 1)\n", calls);
+	mmn_interval_notifier_remove(&sub);
+	return calls == 1 ? 0 : 1;
+}
