@@ -5,6 +5,9 @@
 #   gcc, g++, libc6-dev  C11 library and tests; g++ compiles mmn.h as C++ in a test
 #   binutils             nm, for the test that checks the exported symbols
 #   pkgconf              pkg-config, for the test that builds against the installed library
+#   spin                 the model checker that verifies src/core/notifier.pml (test/spin)
+#   python3 xz-utils perl mawk tar
+#                        real programs run under libmmn-preload.so's self-check (test/preload)
 mmn_install_deps() {
 	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf "$@") missing=() p
 	for p in "${want[@]}"; do

@@ -6,7 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-mmn_install_deps || { echo "test.sh: installing dependencies failed"; exit 1; }
+mmn_install_deps spin python3 xz-utils perl mawk tar ||
+	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)
 passed=0 failed=0 status=0

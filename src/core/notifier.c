@@ -62,6 +62,14 @@
  * applied) and the wait queue is emptied. Notifiers stay inserted: they live
  * in memory the child inherited, like everything else.
  *
+ * Model: src/core/notifier.pml is a spin model of this file's protocol
+ * (inv_start_range, the walk and finish pass, inv_end/apply_deferred_locked,
+ * insert, remove, read_begin's fast and slow paths, the wq broadcast). If you
+ * change any of them -- what is done under mm->lock and in which order, when
+ * the sequence becomes odd or even, what is deferred, the order of the two
+ * loads in read_begin, when waiters are woken -- update notifier.pml to match
+ * and run test/spin/run.sh.
+ *
  * The invalidation path (start, walk, finish pass, end) allocates nothing,
  * prints nothing and takes no lock but mm->lock, so event sources may run it
  * inside free() and inside a munmap hook.
