@@ -100,6 +100,8 @@ MMN_API int mmn_process_event_begin(struct mmn_process_event *ev, enum mmn_event
  * @ev: the event
  *
  * Context: on the thread that called mmn_process_event_begin(); events nest.
+ * Called on another thread, or for an event that is not open, it reports an
+ * error through the log hook and changes nothing.
  */
 MMN_API void mmn_process_event_end(struct mmn_process_event *ev);
 
@@ -128,7 +130,9 @@ enum mmn_hook_method {
  * struct mmn_process_coverage - which paths are watched, and how
  * @method: per call, how it is hooked
  * @error: per call, -errno explaining MMN_HOOK_NONE (0 when hooked)
- * @events: per call, how many calls opened an invalidation
+ * @events: per call, the invalidations it opened (a call may open none: a
+ *	refused call, a nested one not followed; mremap with MREMAP_FIXED opens
+ *	two: the old range and the destination)
  * @backstop: the userfaultfd monitor is running
  * @backstop_error: -errno explaining why it is not (0 when it is)
  * @backstop_ranges: ranges registered with the monitor
@@ -138,6 +142,11 @@ enum mmn_hook_method {
  *	already reported the range
  * @nested_too_deep: hooked calls made inside callbacks nested more deeply
  *	than libmmn follows; each was also reported as a warning
+ * @fork_in_libc: fork() takes the domain locks inside glibc's fork, after
+ *	glibc's malloc locks (safe against hooks running inside malloc); false:
+ *	pthread_atfork handlers do it, and a fork while another thread is inside
+ *	malloc can deadlock (docs/process-events.md)
+ * @fork_error: -errno explaining fork_in_libc false (0 when true)
  */
 struct mmn_process_coverage {
 	enum mmn_hook_method method[MMN_CALL_COUNT];
@@ -149,6 +158,8 @@ struct mmn_process_coverage {
 	uint64_t backstop_events;
 	uint64_t backstop_duplicates;
 	uint64_t nested_too_deep;
+	bool fork_in_libc;
+	int fork_error;
 };
 
 /**

@@ -54,13 +54,21 @@
  * mmn_mm_destroy() cannot free a domain under a waiter that has yet to
  * re-acquire the lock.
  *
- * fork(): pthread_atfork handlers take every domain's lock (after
- * domains_lock) before the fork and release them after it, so the child never
- * inherits a lock held by a thread that does not exist there. In the child
- * every domain is quiesced: regions opened by the parent's other threads can
- * never end, so they are forgotten, an odd period is ended (deferred items
- * applied) and the wait queue is emptied. Notifiers stay inserted: they live
- * in memory the child inherited, like everything else.
+ * fork(): every domain's lock is taken (after domains_lock) across the fork
+ * and released after it, so the child never inherits a lock held by a thread
+ * that does not exist there. In the child every domain is quiesced: regions
+ * opened by the parent's other threads can never end, so they are forgotten,
+ * an odd period is ended (deferred items applied) and the wait queue is
+ * emptied. Notifiers stay inserted: they live in memory the child inherited.
+ *
+ * Where the locks are taken matters. By default, pthread_atfork handlers do
+ * it. But glibc's fork() takes its malloc arena locks *after* those handlers,
+ * while the event sources' hooks run inside malloc, holding an arena lock, and
+ * take a domain lock: arena -> domain in malloc, domain -> arena in fork, a
+ * deadlock. So once the event sources are installed they take the domain
+ * locks inside fork() at the point where glibc already holds its malloc locks
+ * (src/vm: a hook on _Fork), through mmn_fork_lock_all()/_unlock_all(), and
+ * the atfork handlers stand aside (mmn_fork_locked_in_libc()).
  *
  * Model: src/core/notifier.pml is a spin model of this file's protocol
  * (inv_start_range, the walk and finish pass, inv_end/apply_deferred_locked,
@@ -79,6 +87,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#include "fork.h"
 #include "internal.h"
 #include "itree.h"
 
@@ -138,6 +147,7 @@ struct mmn_mm {
 static pthread_mutex_t domains_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct mmn_mm *domains;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static bool fork_in_libc;	/* atomic: the event sources lock inside fork() */
 
 /*
  * The callbacks the calling thread is inside of, innermost first: a frame
@@ -152,6 +162,8 @@ struct cb_frame {
 static __thread struct cb_frame *cb_top __attribute__((tls_model("initial-exec")));
 /* Regions this thread opened and has not ended yet (any domain): for fork. */
 static __thread unsigned long open_regions __attribute__((tls_model("initial-exec")));
+/* This thread's fork took the domain locks in the atfork prepare handler. */
+static __thread bool atfork_locked __attribute__((tls_model("initial-exec")));
 
 static bool in_callback(struct mmn_mm *mm)
 {
@@ -280,24 +292,23 @@ static void apply_deferred_locked(struct mmn_mm *mm)
 	}
 }
 
-static void fork_prepare(void)
+void mmn_fork_lock_all(void)
 {
 	pthread_mutex_lock(&domains_lock);
 	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
 		pthread_mutex_lock(&mm->lock);
 }
 
-static void fork_parent(void)
-{
-	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
-		pthread_mutex_unlock(&mm->lock);
-	pthread_mutex_unlock(&domains_lock);
-}
-
-static void fork_child(void)
+void mmn_fork_unlock_all(bool child)
 {
 	bool was_open = cb_top || open_regions;
 
+	if (!child) {
+		for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
+			pthread_mutex_unlock(&mm->lock);
+		pthread_mutex_unlock(&domains_lock);
+		return;
+	}
 	for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next) {
 		pthread_mutex_init(&mm->lock, NULL);
 		pthread_cond_init(&mm->wq, NULL);
@@ -314,6 +325,36 @@ static void fork_child(void)
 	if (was_open)
 		mmn_log_error(NULL, "fork() inside an open invalidation region: every domain of the child was quiesced",
 			      NULL, 0, 0);
+}
+
+void mmn_fork_locked_in_libc(void)
+{
+	__atomic_store_n(&fork_in_libc, true, __ATOMIC_RELEASE);
+}
+
+/*
+ * The pthread_atfork handlers: the default. Once the event sources lock the
+ * domains inside fork() itself (mmn_fork_locked_in_libc), they do nothing.
+ */
+static void fork_prepare(void)
+{
+	atfork_locked = !__atomic_load_n(&fork_in_libc, __ATOMIC_ACQUIRE);
+	if (atfork_locked)
+		mmn_fork_lock_all();
+}
+
+static void fork_parent(void)
+{
+	if (atfork_locked)
+		mmn_fork_unlock_all(false);
+	atfork_locked = false;
+}
+
+static void fork_child(void)
+{
+	if (atfork_locked)
+		mmn_fork_unlock_all(true);
+	atfork_locked = false;
 }
 
 static void register_atfork(void)

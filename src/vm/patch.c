@@ -33,9 +33,14 @@
 #include "raw.h"
 #include "vm.h"
 
+int vm_patch_entry(void *target, vm_hook_fn *hook)
+{
+	return vm_patch_detour(target, hook, NULL, 0, NULL);
+}
+
 #if defined(__x86_64__)
 
-#define TRAMPOLINE_SIZE 16
+#define TRAMPOLINE_SIZE 16	/* a hook slot; a detour takes two */
 #define PAGE 4096UL
 
 static unsigned char *trampolines;	/* one page, near libc */
@@ -66,6 +71,16 @@ static unsigned char *map_near(uintptr_t near)
 	return NULL;
 }
 
+/*
+ * One aligned 8-byte store into the code page. Inline assembly rather than
+ * __atomic_store_n: a sanitizer would instrument the builtin and touch shadow
+ * memory for libc's text, which has none. An aligned 8-byte mov is atomic.
+ */
+static void store_code_word(uint64_t *where, uint64_t word)
+{
+	__asm__ volatile("movq %1, %0" : "=m"(*where) : "r"(word) : "memory");
+}
+
 static void sync_cores(void)
 {
 	static int registered;
@@ -79,7 +94,50 @@ static void sync_cores(void)
 			    0, 0, 0);
 }
 
-int vm_patch_entry(void *target, vm_hook_fn *hook)
+/* Reserve @size bytes of trampoline near @near; NULL if none are left. */
+static unsigned char *trampoline_alloc(uintptr_t near, unsigned int size)
+{
+	unsigned char *slot;
+
+	if (!trampolines) {
+		trampolines = map_near(near);
+		if (!trampolines)
+			return NULL;
+	}
+	if (trampolines_used + size > PAGE)
+		return NULL;
+	slot = trampolines + trampolines_used;
+	trampolines_used += size;
+	return slot;
+}
+
+static int trampolines_writable(bool writable)
+{
+	return (int)raw_syscall(SYS_mprotect, trampolines, PAGE,
+				PROT_READ | (writable ? PROT_WRITE : PROT_EXEC), 0, 0, 0);
+}
+
+/* `jmp rel32` at @at to @to; false if @to is out of reach. */
+static bool put_jmp(unsigned char *at, const void *to)
+{
+	long rel = (long)((intptr_t)to - (intptr_t)(at + 5));
+	int32_t rel32 = (int32_t)rel;
+
+	if (rel != rel32)
+		return false;
+	at[0] = 0xe9;
+	memcpy(at + 1, &rel32, sizeof(rel32));
+	return true;
+}
+
+/*
+ * Make @target jump to @hook (vm.h). With @prologue, the function's first @len bytes
+ * must be exactly those (position-independent instructions, at least 5 bytes):
+ * they are copied to a trampoline that continues at target + len, returned in
+ * *@original, so the hook can still run the function it replaced.
+ */
+int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		    size_t prologue_len, void **original)
 {
 	uintptr_t t = (uintptr_t)target, page = t & ~(PAGE - 1), aligned = t & ~7UL;
 	unsigned char *slot, *bytes, *entry = target;
@@ -99,34 +157,41 @@ int vm_patch_entry(void *target, vm_hook_fn *hook)
 	    (entry[0] == 0xff && entry[1] == 0x25) ||
 	    (entry[0] == 0x49 && entry[1] == 0xbb) || (entry[0] == 0x48 && entry[1] == 0xb8))
 		return -EEXIST;	/* somebody's jump already */
+	if (prologue && (prologue_len < 5 || prologue_len + 5 > TRAMPOLINE_SIZE ||
+			 memcmp(entry, prologue, prologue_len)))
+		return -ENOEXEC;	/* not the code we know how to move */
 
-	if (!trampolines) {
-		trampolines = map_near(t);
-		if (!trampolines)
-			return -ENOMEM;
-	}
-	if (trampolines_used + TRAMPOLINE_SIZE > PAGE)
-		return -ENOSPC;
-	slot = trampolines + trampolines_used;
-	rel = (long)((intptr_t)slot - (intptr_t)(t + 5));
-	rel32 = (int32_t)rel;
-	if (rel != rel32)
-		return -ERANGE;
-
-	/* movabs r11, hook; jmp *r11 */
-	ret = raw_syscall(SYS_mprotect, trampolines, PAGE, PROT_READ | PROT_WRITE, 0, 0, 0);
+	slot = trampoline_alloc(t, prologue ? 2 * TRAMPOLINE_SIZE : TRAMPOLINE_SIZE);
+	if (!slot)
+		return -ENOMEM;
+	ret = trampolines_writable(true);
 	if (ret)
 		return (int)ret;
+	/* movabs r11, hook; jmp *r11 */
 	slot[0] = 0x49;
 	slot[1] = 0xbb;
 	memcpy(slot + 2, &hook, sizeof(hook));
 	slot[10] = 0x41;
 	slot[11] = 0xff;
 	slot[12] = 0xe3;
-	trampolines_used += TRAMPOLINE_SIZE;
-	ret = raw_syscall(SYS_mprotect, trampolines, PAGE, PROT_READ | PROT_EXEC, 0, 0, 0);
+	if (prologue) {
+		/* The displaced instructions, then back into the function. */
+		unsigned char *resume = slot + TRAMPOLINE_SIZE;
+
+		memcpy(resume, prologue, prologue_len);
+		if (!put_jmp(resume + prologue_len, entry + prologue_len)) {
+			trampolines_writable(false);
+			return -ERANGE;
+		}
+		*original = resume;
+	}
+	ret = trampolines_writable(false);
 	if (ret)
 		return (int)ret;
+	rel = (long)((intptr_t)slot - (intptr_t)(t + 5));
+	rel32 = (int32_t)rel;
+	if (rel != rel32)
+		return -ERANGE;
 
 	/* The new first word: jmp rel32, the word's other bytes unchanged. */
 	memcpy(&word, (void *)aligned, sizeof(word));
@@ -138,7 +203,7 @@ int vm_patch_entry(void *target, vm_hook_fn *hook)
 	ret = raw_syscall(SYS_mprotect, page, PAGE, PROT_READ | PROT_WRITE | PROT_EXEC, 0, 0, 0);
 	if (ret)
 		return (int)ret;
-	__atomic_store_n((uint64_t *)aligned, word, __ATOMIC_SEQ_CST);
+	store_code_word((uint64_t *)aligned, word);
 	raw_syscall(SYS_mprotect, page, PAGE, PROT_READ | PROT_EXEC, 0, 0, 0);
 	sync_cores();
 	return 0;
@@ -146,11 +211,15 @@ int vm_patch_entry(void *target, vm_hook_fn *hook)
 
 #else
 
-int vm_patch_entry(void *target, vm_hook_fn *hook)
+int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		    size_t len, void **original)
 {
 	(void)target;
 	(void)hook;
-	return -ENOSYS;	/* no entry patcher for this architecture */
+	(void)prologue;
+	(void)len;
+	(void)original;
+	return -ENOSYS;
 }
 
 #endif

@@ -30,6 +30,7 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum mmn_hook_method hook_method[MMN_CALL_COUNT];
 static int hook_error[MMN_CALL_COUNT];
 static int backstop_error = -ENODEV;
+static int fork_error = -ENODEV;
 static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
 static uint64_t nested_too_deep;		/* atomic */
 
@@ -99,6 +100,10 @@ static void report_coverage(void)
 	for (int i = 0; i < MMN_CALL_COUNT; i++)
 		report(hook_method[i] ? MMN_LOG_INFO : MMN_LOG_ERROR,
 		       hook_method[i] ? calls[i].hooked : calls[i].missed);
+	if (fork_error)
+		report(MMN_LOG_WARN, "event sources: fork() NOT hooked: a fork while another thread is inside malloc may deadlock");
+	else
+		report(MMN_LOG_INFO, "event sources: fork() hooked (domains locked inside glibc's fork)");
 	if (backstop_error)
 		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
 	else
@@ -128,6 +133,7 @@ int mmn_process_mm(struct mmn_mm **mmp)
 		if (!err) {
 			/* The hooks pass everything through until mm is published. */
 			vm_install_hooks(hook_method, hook_error);
+			fork_error = vm_install_fork_hook();
 			backstop_error = vm_backstop_start();
 			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);
 			report_coverage();
@@ -202,7 +208,8 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 		vm_backstop_before_unmap(start, end);
 	c->slot = vm_inflight_publish(start, end);
 	c->open = open_region(&c->range, mm, event, start, end);
-	__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
+	if (c->open)
+		__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
 }
 
 void vm_call_end(struct vm_call *c)
@@ -249,13 +256,14 @@ void mmn_process_event_end(struct mmn_process_event *ev)
 	/* Events nest; unlink this one wherever it is, but say so if out of order. */
 	for (link = &ext_top; *link && *link != ev; link = &(*link)->outer)
 		;
-	if (*link) {
-		if (link != &ext_top)
-			report(MMN_LOG_ERROR, "mmn_process_event_end: events ended out of order");
-		*link = ev->outer;
-	} else {
+	if (!*link) {
+		/* Another thread's event: its list is out of reach, so leave it open. */
 		report(MMN_LOG_ERROR, "mmn_process_event_end: event not open on this thread");
+		return;
 	}
+	if (link != &ext_top)
+		report(MMN_LOG_ERROR, "mmn_process_event_end: events ended out of order");
+	*link = ev->outer;
 	if (ev->state == EV_OPEN)
 		mmn_invalidate_range_end(&ev->range);
 	ev->state = EV_IDLE;
@@ -270,6 +278,7 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 		for (int i = 0; i < MMN_CALL_COUNT; i++)
 			cov->error[i] = -ENODEV;
 		cov->backstop_error = -ENODEV;
+		cov->fork_error = -ENODEV;
 		return -ENODEV;
 	}
 	for (int i = 0; i < MMN_CALL_COUNT; i++) {
@@ -282,5 +291,7 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 	vm_backstop_counts(&cov->backstop_ranges, &cov->backstop_events,
 			   &cov->backstop_duplicates);
 	cov->nested_too_deep = __atomic_load_n(&nested_too_deep, __ATOMIC_RELAXED);
+	cov->fork_error = fork_error;
+	cov->fork_in_libc = fork_error == 0;
 	return 0;
 }

@@ -7,6 +7,7 @@
 #define MMN_VM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <mmn.h>
@@ -22,10 +23,16 @@ VM_HIDDEN extern unsigned long vm_page_size;
 /* patch.c: make libc's function at @target jump to @hook (same signature). */
 typedef void vm_hook_fn(void);
 VM_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
+/* The same, keeping the function callable: its known first @len bytes move
+ * to a trampoline returned in *@original. */
+VM_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+			      size_t len, void **original);
 VM_HIDDEN void *vm_libc_symbol(const char *name);
 
 /* hooks.c: patches every hook; fills @method and @error per call. */
 VM_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
+/* fork.c: take the domain locks inside fork(); 0 or -errno (then atfork it is). */
+VM_HIDDEN int vm_install_fork_hook(void);
 
 /* process.c: one hooked call's invalidation, opened before the system call. */
 struct vm_call {

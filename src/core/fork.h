@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fork() support shared by the core and the process event sources.
+ *
+ * This is the one place where a layer reaches past mmn.h into the core: the
+ * event sources must take every domain's lock *inside* fork(), at the point
+ * where glibc already holds its malloc locks, because their hooks take domain
+ * locks from inside malloc (notifier.c explains the deadlock this avoids).
+ * Nothing here is exported from libmmn.so.
+ */
+#ifndef MMN_CORE_FORK_H
+#define MMN_CORE_FORK_H
+
+#include <stdbool.h>
+
+#define MMN_FORK_HIDDEN __attribute__((visibility("hidden")))
+
+/* Take domains_lock and every domain's lock. */
+MMN_FORK_HIDDEN void mmn_fork_lock_all(void);
+/* Undo it: in the parent unlock; in the child re-initialise and quiesce. */
+MMN_FORK_HIDDEN void mmn_fork_unlock_all(bool child);
+/* From now on the caller locks inside fork(): the atfork handlers stand aside. */
+MMN_FORK_HIDDEN void mmn_fork_locked_in_libc(void);
+
+#endif /* MMN_CORE_FORK_H */
