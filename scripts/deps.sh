@@ -8,6 +8,8 @@
 #   spin                 the model checker that verifies src/core/notifier.pml (test/spin)
 #   python3 xz-utils perl mawk tar
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
+#   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
+#   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
 mmn_install_deps() {
 	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf "$@") missing=() p
 	for p in "${want[@]}"; do

@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-mmn_install_deps spin python3 xz-utils perl mawk tar ||
+mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)

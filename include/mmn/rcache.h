@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libmmn registration cache: what communication runtimes (UCX, libfabric, MPI)
+ * keep in front of their memory registrations, built on interval notifiers.
+ *
+ * mmn_rcache_get(addr, len) returns a registration that covers the range on
+ * every device of the cache: a hit on a cached one, or a miss that registers
+ * under the collision-retry protocol, so a registration made while an
+ * overlapping unmap is in flight is never returned. mmn_rcache_put() releases
+ * it; unused registrations stay cached until a limit evicts them (least
+ * recently used first) or the memory behind them changes.
+ *
+ * Each registration has its own interval notifier with two-pass ops. When the
+ * memory changes (munmap, mremap, madvise(DONTNEED), brk shrink, shmdt,
+ * mmap(MAP_FIXED) ... through the process event sources), the first pass
+ * *starts* the deregistration on every device and the second pass waits for
+ * it: when the unmapping call returns, no device holds the old pages, and N
+ * devices cost about one device's latency. UCX and libfabric, by contrast,
+ * defer deregistration to the next cache miss (docs/rcache.md).
+ *
+ * Devices plug in with three operations of the same two-pass shape:
+ * register; start deregistration; finish deregistration. Three backends come
+ * with the library: a configurable fake device (counting, optional latency,
+ * content snapshots for tests), mlock() pinning, and io_uring fixed buffers
+ * (real pinning by the kernel).
+ *
+ * Every function is thread-safe unless its Context says otherwise; errors are
+ * 0 or -errno.
+ */
+#ifndef MMN_RCACHE_H
+#define MMN_RCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mmn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * struct mmn_rcache_dev_ops - what a device does for the cache
+ *
+ * @reg: register [start, start+length) on the device and fill @priv (the
+ *	registration's private area of this device, zeroed, priv_size bytes).
+ *	Called without any cache lock, between mmn_interval_read_begin() and
+ *	mmn_interval_read_retry(): it may block and allocate, but must not
+ *	change the mapping of the range. Return 0, or -errno with nothing left
+ *	registered.
+ * @dereg_start: first pass of a deregistration: start it (post the
+ *	unregistration, the TLB flush, the fence). Called from notifier
+ *	callbacks, so from inside munmap() and free(): it must not allocate,
+ *	must not change mappings and must not call the cache; it may take the
+ *	device's own locks. Called exactly once per successful @reg.
+ * @dereg_finish: second pass: wait until the device no longer uses the
+ *	pages. Same constraints as @dereg_start. Called once after @dereg_start,
+ *	after every other device's (and every other invalidated registration's)
+ *	@dereg_start of the same invalidation. May be NULL when @dereg_start
+ *	completes the work itself.
+ */
+struct mmn_rcache_dev_ops {
+	int (*reg)(void *dev, unsigned long start, unsigned long length, void *priv);
+	void (*dereg_start)(void *dev, void *priv);
+	void (*dereg_finish)(void *dev, void *priv);
+};
+
+/**
+ * struct mmn_rcache_dev - one device of a cache
+ * @name: for reports
+ * @ops: its operations (must outlive the cache)
+ * @dev: passed to every operation
+ * @priv_size: bytes of per-registration device state (keys, slot numbers,
+ *	fences), embedded in the registration so that deregistration never
+ *	allocates; reached with mmn_rcache_reg_priv()
+ */
+struct mmn_rcache_dev {
+	const char *name;
+	const struct mmn_rcache_dev_ops *ops;
+	void *dev;
+	size_t priv_size;
+};
+
+/* Devices per cache, at most. */
+#define MMN_RCACHE_MAX_DEVS 64
+
+/* ------------------------------------------------------------------------ */
+/* Caches                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Deregister device after device inside the first pass, as a single-pass
+ * notifier would (N devices cost N latencies). For comparisons only.
+ */
+#define MMN_RCACHE_SINGLE_PASS (1u << 0)
+/*
+ * Also invalidate on protection changes (mprotect) and soft-dirty resets. By
+ * default they leave registrations alone: pinned pages stay the same pages.
+ */
+#define MMN_RCACHE_INVALIDATE_PROTECTION (1u << 1)
+
+/**
+ * struct mmn_rcache_config - what a cache looks like
+ * @mm: the notifier domain; NULL: the process domain (mmn_process_mm()),
+ *	whose event sources see this process's munmap, mremap, madvise, brk,
+ *	shmdt, mmap(MAP_FIXED) ...; registrations are then inserted with
+ *	mmn_process_insert() so the userfaultfd backstop watches them too
+ * @devs: the devices (copied); every registration is made on all of them
+ * @nr_devs: 1 to MMN_RCACHE_MAX_DEVS
+ * @flags: MMN_RCACHE_SINGLE_PASS, MMN_RCACHE_INVALIDATE_PROTECTION
+ * @max_regions: evict unused registrations beyond this many (0: no limit)
+ * @max_bytes: evict unused registrations beyond this many bytes (0: no limit)
+ * @alignment: registrations are widened to multiples of this (a power of two,
+ *	at least the page size; 0: the page size). A widened registration that
+ *	a device refuses is retried at page alignment.
+ *
+ * The limits are soft: when every registration is in use, a miss still
+ * registers, and the overshoot is counted (over_limit).
+ */
+struct mmn_rcache_config {
+	struct mmn_mm *mm;
+	const struct mmn_rcache_dev *devs;
+	unsigned int nr_devs;
+	unsigned int flags;
+	unsigned long max_regions;
+	unsigned long max_bytes;
+	unsigned long alignment;
+};
+
+struct mmn_rcache;
+struct mmn_rcache_reg;
+
+/**
+ * mmn_rcache_new() - create a registration cache
+ * @cfg: its configuration (copied)
+ * @cachep: where to store it
+ *
+ * Context: allocates; with @cfg->mm NULL, creates and hooks the process domain
+ * on first use (see mmn_process_mm()).
+ * Return: 0; -EINVAL for NULL arguments, no or too many devices, a device
+ * without @reg or @dereg_start, or a bad alignment; -ENOMEM.
+ */
+MMN_API int mmn_rcache_new(const struct mmn_rcache_config *cfg, struct mmn_rcache **cachep);
+
+/**
+ * mmn_rcache_destroy() - deregister everything and free the cache
+ * @cache: the cache, or NULL
+ *
+ * Deregisters every cached registration (all devices started, then all
+ * finished), removes their notifiers and frees the cache.
+ *
+ * Context: blocks; must not race with other calls on @cache, nor be called
+ * from a notifier callback.
+ * Return: 0; -EBUSY (nothing changes) while a registration is held.
+ */
+MMN_API int mmn_rcache_destroy(struct mmn_rcache *cache);
+
+/**
+ * mmn_rcache_get() - a registration covering [addr, addr+len) on every device
+ * @cache: the cache
+ * @addr: first byte
+ * @len: number of bytes, at least 1
+ * @regp: where to store the registration, held (put it back with
+ *	mmn_rcache_put())
+ *
+ * A hit takes no lock: a lock-free lookup and one atomic reference. A miss
+ * registers [addr, addr+len) widened to the cache's alignment on every device
+ * under the collision-retry protocol: if an invalidation of the range ran
+ * meanwhile, the new registration is deregistered and made again once the
+ * invalidation is over, so it always reflects the mapping as it is after
+ * every unmapping call that started before it. Registrations are never
+ * merged (docs/rcache.md): a request that no single registration covers gets
+ * its own. A miss may first evict unused registrations and collect
+ * invalidated ones.
+ *
+ * Context: a miss blocks (device registration, waiting for an invalidation of
+ * the range to end) and allocates. Not from a notifier callback of the cache's
+ * domain.
+ * Return: 0; -EINVAL for NULL arguments or @len 0; -EOVERFLOW if the range
+ * wraps; -ENOMEM; a device's error (e.g. -EFAULT when nothing is mapped).
+ */
+MMN_API int mmn_rcache_get(struct mmn_rcache *cache, unsigned long addr, unsigned long len,
+			   struct mmn_rcache_reg **regp);
+
+/**
+ * mmn_rcache_put() - release a registration taken by mmn_rcache_get()
+ * @reg: the registration
+ *
+ * A valid registration stays cached. One that was invalidated meanwhile (its
+ * devices are already deregistered) is queued for collection, which happens
+ * at the next miss, mmn_rcache_flush() or mmn_rcache_destroy().
+ *
+ * Context: never blocks; lock-free unless it drops the last reference of an
+ * invalidated registration (then it takes the cache lock briefly).
+ */
+MMN_API void mmn_rcache_put(struct mmn_rcache_reg *reg);
+
+/**
+ * mmn_rcache_flush() - drop every unused registration, collect the dead ones
+ * @cache: the cache
+ *
+ * Unused cached registrations are deregistered (all devices started, then all
+ * finished); invalidated ones have their notifiers removed and are freed.
+ * Held registrations stay.
+ *
+ * Context: blocks; not from a notifier callback of the cache's domain.
+ * Return: the number of registrations dropped, or -EINVAL.
+ */
+MMN_API int mmn_rcache_flush(struct mmn_rcache *cache);
+
+/** mmn_rcache_reg_start() - first address of a registration */
+MMN_API unsigned long mmn_rcache_reg_start(const struct mmn_rcache_reg *reg);
+
+/** mmn_rcache_reg_length() - length in bytes of a registration */
+MMN_API unsigned long mmn_rcache_reg_length(const struct mmn_rcache_reg *reg);
+
+/**
+ * mmn_rcache_reg_priv() - a device's private area of a registration
+ * @reg: the registration
+ * @dev: index of the device in the cache's configuration
+ *
+ * Return: the area (priv_size bytes) filled by that device's @reg op, or NULL
+ * for a bad index or a device with priv_size 0.
+ */
+MMN_API void *mmn_rcache_reg_priv(struct mmn_rcache_reg *reg, unsigned int dev);
+
+/**
+ * mmn_rcache_reg_valid() - is a held registration still registered?
+ * @reg: a registration taken by mmn_rcache_get() and not yet put
+ *
+ * False once the memory changed under it: an invalidation deregistered it on
+ * every device (or is doing so). It stays held until put; a later get of the
+ * same range misses and registers the new memory.
+ */
+MMN_API bool mmn_rcache_reg_valid(const struct mmn_rcache_reg *reg);
+
+/**
+ * struct mmn_rcache_stats - counters since mmn_rcache_new(), and the state now
+ * @hits: gets answered by a cached registration
+ * @hits_slow: of those, the ones the lock-free lookup missed (found under
+ *	the cache lock)
+ * @misses: gets that registered
+ * @failures: gets that failed (a device refused, no memory)
+ * @retries: registrations deregistered and made again because an
+ *	invalidation collided with them (the collision-retry protocol)
+ * @registrations: registrations made (each on every device)
+ * @deregistrations: registrations deregistered (each on every device)
+ * @invalidations: registrations invalidated by a notifier callback
+ * @invalidate_waits: callbacks that waited for a deregistration or a
+ *	registration in progress on another thread
+ * @evictions: unused registrations evicted by the limits or a flush
+ * @over_limit: misses that registered beyond a limit (all in use)
+ * @bytes_registered: bytes registered, in total
+ * @regions: registrations cached or held now (not yet invalidated)
+ * @bytes: bytes of those
+ * @dead: invalidated registrations not yet collected (no device holds them)
+ */
+struct mmn_rcache_stats {
+	uint64_t hits;
+	uint64_t hits_slow;
+	uint64_t misses;
+	uint64_t failures;
+	uint64_t retries;
+	uint64_t registrations;
+	uint64_t deregistrations;
+	uint64_t invalidations;
+	uint64_t invalidate_waits;
+	uint64_t evictions;
+	uint64_t over_limit;
+	uint64_t bytes_registered;
+	unsigned long regions;
+	unsigned long bytes;
+	unsigned long dead;
+};
+
+/**
+ * mmn_rcache_get_stats() - read a cache's counters
+ * @cache: the cache
+ * @stats: filled in
+ *
+ * Context: takes the cache lock.
+ * Return: 0; -EINVAL for NULL arguments.
+ */
+MMN_API int mmn_rcache_get_stats(struct mmn_rcache *cache, struct mmn_rcache_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Backend: fake device                                                      */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * struct mmn_rcache_fake_config - a device that only pretends
+ * @latency_ns: how long a deregistration takes between its start and its
+ *	finish (0: none)
+ * @spin: wait for @latency_ns by spinning on the clock (precise) instead of
+ *	sleeping
+ * @snapshot: at registration, read the first 8 bytes of the range's first and
+ *	last page (with process_vm_readv, so an unmapped range fails with
+ *	-EFAULT): what a pinning device would see. Tests compare them with the
+ *	memory to detect stale registrations.
+ */
+struct mmn_rcache_fake_config {
+	uint64_t latency_ns;
+	bool spin;
+	bool snapshot;
+};
+
+/**
+ * struct mmn_rcache_fake_reg - a fake device's private area of a registration
+ * @start: registered range
+ * @length: its length
+ * @first: the first page's first 8 bytes at registration (with snapshot)
+ * @last: the last page's first 8 bytes at registration (with snapshot)
+ * @id: a number unique to this registration on this device
+ * @state: MMN_RCACHE_FAKE_* (atomic)
+ * @deadline_ns: when the started deregistration completes
+ */
+struct mmn_rcache_fake_reg {
+	unsigned long start;
+	unsigned long length;
+	uint64_t first;
+	uint64_t last;
+	uint64_t id;
+	unsigned int state;
+	uint64_t deadline_ns;
+};
+
+enum {
+	MMN_RCACHE_FAKE_FREE = 0,
+	MMN_RCACHE_FAKE_REGISTERED,
+	MMN_RCACHE_FAKE_DEREG_STARTED,
+	MMN_RCACHE_FAKE_DEREGISTERED,
+};
+
+/**
+ * struct mmn_rcache_fake_stats - what a fake device saw
+ * @regs: registrations
+ * @reg_failures: registrations refused (snapshot of unmapped memory, or
+ *	fail_next)
+ * @dereg_starts: deregistrations started
+ * @dereg_finishes: deregistrations finished
+ * @live: registrations now (registered and not finished deregistering)
+ * @last_finish_ns: clock (CLOCK_MONOTONIC, ns) of the latest finish
+ * @starts_before_finish: the most deregistrations started and not yet
+ *	finished at any one time (above 1 only when deregistrations overlap,
+ *	as two-pass invalidation makes them)
+ */
+struct mmn_rcache_fake_stats {
+	uint64_t regs;
+	uint64_t reg_failures;
+	uint64_t dereg_starts;
+	uint64_t dereg_finishes;
+	uint64_t live;
+	uint64_t last_finish_ns;
+	uint64_t starts_before_finish;
+};
+
+struct mmn_rcache_fake;
+
+/**
+ * mmn_rcache_fake_new() - create a fake device
+ * @cfg: its configuration (copied); NULL: no latency, no snapshot
+ * @fakep: where to store it
+ *
+ * Return: 0; -EINVAL if @fakep is NULL; -ENOMEM.
+ */
+MMN_API int mmn_rcache_fake_new(const struct mmn_rcache_fake_config *cfg,
+				struct mmn_rcache_fake **fakep);
+
+/** mmn_rcache_fake_destroy() - free a fake device (with no live registration) */
+MMN_API void mmn_rcache_fake_destroy(struct mmn_rcache_fake *fake);
+
+/**
+ * mmn_rcache_fake_dev() - describe a fake device for struct mmn_rcache_config
+ * @fake: the device
+ * @dev: filled in (name "fake", priv_size sizeof(struct mmn_rcache_fake_reg))
+ */
+MMN_API void mmn_rcache_fake_dev(struct mmn_rcache_fake *fake, struct mmn_rcache_dev *dev);
+
+/**
+ * mmn_rcache_fake_fail_next() - make the next @n registrations fail
+ * @fake: the device
+ * @n: how many
+ * @err: with this error (negative errno)
+ */
+MMN_API void mmn_rcache_fake_fail_next(struct mmn_rcache_fake *fake, unsigned int n, int err);
+
+/**
+ * mmn_rcache_fake_set_reg_hook() - call @fn at the start of every registration
+ * @fake: the device
+ * @fn: called with @arg and the range, before the device registers it; NULL
+ *	removes the hook
+ * @arg: passed to @fn
+ *
+ * For tests that change mappings from inside a registration (UCX's "munmap
+ * from inside mem_reg") or that pause a registration to widen a race.
+ */
+MMN_API void mmn_rcache_fake_set_reg_hook(struct mmn_rcache_fake *fake,
+					  void (*fn)(void *arg, unsigned long start,
+						     unsigned long length),
+					  void *arg);
+
+/** mmn_rcache_fake_get_stats() - read a fake device's counters */
+MMN_API void mmn_rcache_fake_get_stats(struct mmn_rcache_fake *fake,
+				       struct mmn_rcache_fake_stats *st);
+
+/* ------------------------------------------------------------------------ */
+/* Backend: mlock pinning                                                    */
+/* ------------------------------------------------------------------------ */
+
+struct mmn_rcache_mlock;
+
+/**
+ * mmn_rcache_mlock_new() - a device that pins registrations with mlock()
+ * @mlp: where to store it
+ *
+ * Registration is mlock() of the range (pages are faulted in and stay
+ * resident); deregistration unlocks the pages that no other registration of
+ * the device still covers (mlock does not nest). Charged to RLIMIT_MEMLOCK.
+ *
+ * Return: 0; -EINVAL; -ENOMEM.
+ */
+MMN_API int mmn_rcache_mlock_new(struct mmn_rcache_mlock **mlp);
+
+/** mmn_rcache_mlock_destroy() - free an mlock device (with no registration) */
+MMN_API void mmn_rcache_mlock_destroy(struct mmn_rcache_mlock *ml);
+
+/** mmn_rcache_mlock_dev() - describe an mlock device for a cache */
+MMN_API void mmn_rcache_mlock_dev(struct mmn_rcache_mlock *ml, struct mmn_rcache_dev *dev);
+
+/** mmn_rcache_mlock_live() - registrations the device holds now */
+MMN_API unsigned long mmn_rcache_mlock_live(struct mmn_rcache_mlock *ml);
+
+/* ------------------------------------------------------------------------ */
+/* Backend: io_uring fixed buffers                                           */
+/* ------------------------------------------------------------------------ */
+
+struct mmn_rcache_uring;
+
+/**
+ * struct mmn_rcache_uring_reg - an io_uring device's private area
+ * @slot: index of the fixed buffer (the buf_index of READ_FIXED/WRITE_FIXED)
+ * @tag: the tag the kernel posts when it has released the pages
+ */
+struct mmn_rcache_uring_reg {
+	unsigned int slot;
+	uint64_t tag;
+};
+
+/**
+ * mmn_rcache_uring_new() - a device that registers io_uring fixed buffers
+ * @slots: size of the ring's (sparse) buffer table: registrations at most
+ * @up: where to store it
+ *
+ * Registration pins the range as the fixed buffer of a free slot (the kernel
+ * pins the pages, charged to RLIMIT_MEMLOCK). Deregistration starts by
+ * emptying the slot; the kernel releases the pages once no request in flight
+ * uses them and then posts the slot's tag: the finish waits for that tag.
+ *
+ * Return: 0; -ENOSYS if libmmn was built without liburing; an io_uring error
+ * (-ENOSYS, -EPERM where io_uring is disabled); -EINVAL; -ENOMEM.
+ */
+MMN_API int mmn_rcache_uring_new(unsigned int slots, struct mmn_rcache_uring **up);
+
+/** mmn_rcache_uring_destroy() - close the ring (with no registration) */
+MMN_API void mmn_rcache_uring_destroy(struct mmn_rcache_uring *u);
+
+/** mmn_rcache_uring_dev() - describe an io_uring device for a cache */
+MMN_API void mmn_rcache_uring_dev(struct mmn_rcache_uring *u, struct mmn_rcache_dev *dev);
+
+/**
+ * mmn_rcache_uring_read_fixed() - READ_FIXED into a registered buffer, waited
+ * @u: the device
+ * @r: its private area of the registration (mmn_rcache_reg_priv())
+ * @fd: file to read
+ * @buf: destination, inside the registration
+ * @len: bytes
+ * @offset: file offset
+ *
+ * The kernel writes into the pages the slot pinned, whatever is mapped at
+ * @buf now: that is what makes a stale registration visible.
+ *
+ * Return: bytes read, or -errno (-EFAULT for an emptied slot).
+ */
+MMN_API long mmn_rcache_uring_read_fixed(struct mmn_rcache_uring *u,
+					 const struct mmn_rcache_uring_reg *r, int fd, void *buf,
+					 unsigned int len, uint64_t offset);
+
+/** mmn_rcache_uring_live() - slots in use now */
+MMN_API unsigned long mmn_rcache_uring_live(struct mmn_rcache_uring *u);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MMN_RCACHE_H */

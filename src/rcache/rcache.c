@@ -1,0 +1,1061 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The registration cache (include/mmn/rcache.h): regions, their notifiers,
+ * the lock-free hit path, the collision-retry miss path, two-pass
+ * invalidation, eviction and collection.
+ *
+ * A region is one registration of [start, end) on every device. Its life:
+ *
+ *   FREE --get miss--> PENDING --published--> LIVE --invalidated/evicted--> DEREG
+ *     ^                  |  (retry: deregister,                               |
+ *     |                  |   register again)                                  v
+ *     +----collected-----+------------(failed)----------------------------- DEAD
+ *
+ * State changes happen under cache->lock. LIVE regions are in the index (an
+ * interval treap, rtree.c) and on the clock list used for eviction.
+ *
+ * The reference word (refs, 64 bits) is what the hit path touches:
+ *   bits 0..23   count of holders
+ *   bit  24      INVALID: set (under the lock) when a region leaves LIVE, and
+ *                kept while it is PENDING or FREE; a get never takes a
+ *                reference on an INVALID region
+ *   bits 25..63  gets: hits counted in the same atomic operation as the
+ *                reference; folded into the cache's counter under the lock
+ *                before they can wrap (bit 63 sends the hit to the slow path)
+ * A hit is: a look in the hint table (below), else a lock-free tree search;
+ * one compare-and-swap on refs; a check that the region (type-stable memory,
+ * maybe recycled meanwhile) still covers the request. A put is one atomic
+ * subtraction. Neither takes a lock, and the invalidation path shares no lock
+ * with them.
+ *
+ * The hint table is a software TLB in front of the tree: 2-way set-associative,
+ * indexed by the page number of the request's first byte, each way a region
+ * pointer. Hits fill it; nothing ever clears it. A stale way costs nothing but
+ * a check: the reference (INVALID) and bounds checks that make a tree hit safe
+ * make a hint hit safe too.
+ *
+ * Lock order and contexts. cache->lock is a leaf: nothing is called with it
+ * held that could allocate, block on an invalidation or change a mapping, so
+ * notifier callbacks (running inside munmap, inside free()) may take it.
+ * Device operations, notifier insert/remove and read_begin are called without
+ * it. The one wait under it is pthread_cond_wait(cache->cond) in a callback
+ * that finds a region being deregistered by another thread (an eviction, an
+ * overlapping invalidation): the unmapping call must not proceed before that
+ * deregistration is complete. The other thread only runs device
+ * deregistrations (which must not allocate), and every walk meets regions in
+ * the same order (ascending start), so these waits cannot form a cycle.
+ *
+ * Collision-retry, against a concurrent munmap of the range (thread U), as
+ * the kernel's drivers do it:
+ *
+ *   miss (thread M)                           munmap (thread U)
+ *   insert notifier (deferred while U's
+ *     period is open)
+ *   seq = read_begin()   <- waits while U's invalidation of the range is open
+ *   register on every device                  lock; set_seq; LIVE? kill it,
+ *   lock                                        start dereg; unlock
+ *   retry? -> unlock, deregister, again       finish pass: wait for devices
+ *   no     -> publish LIVE; unlock            munmap(); range_end
+ *
+ * M never publishes a registration that an invalidation collided with. As in
+ * the kernel, a registration in flight when U's munmap returns may still pin
+ * the old pages for a moment: nobody can use it (it was never returned), and
+ * M deregisters it before its get returns. U does not wait for M: M's device
+ * registration may allocate, and U may be inside free() holding the arena
+ * lock. Published registrations are always deregistered before U's call
+ * returns.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mmn/process.h>
+#include <mmn/rcache.h>
+
+#include "rtree.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+#define REF_COUNT_MASK ((UINT64_C(1) << 24) - 1)
+#define REF_INVALID (UINT64_C(1) << 24)
+#define REF_GET_SHIFT 25
+#define REF_GET_ONE (UINT64_C(1) << REF_GET_SHIFT)
+#define REF_LOW_MASK (REF_GET_ONE - 1)
+#define REF_FOLD (UINT64_C(1) << 63)
+
+enum rc_state {
+	RC_FREE = 0,
+	RC_PENDING,
+	RC_LIVE,
+	RC_DEREG,
+	RC_DEAD,
+};
+
+struct rc_link {
+	struct rc_link *prev, *next;
+};
+
+struct rc_region {
+	/* Hot: what a hit reads and writes (one cache line). */
+	struct rnode node;
+	uint64_t refs;			/* atomic; see the top of this file */
+	unsigned char referenced;	/* atomic: clock bit, set by hits */
+
+	/* Under cache->lock (state also read lock-free, atomically). */
+	unsigned int state;
+	bool on_gc;
+	pthread_t owner;		/* DEREG: the thread deregistering */
+	struct mmn_rcache *cache;
+	unsigned long start, end;	/* the registration, end exclusive */
+	struct rc_link lru;		/* LIVE: the clock list */
+	struct rc_link all;		/* every region not FREE */
+	struct rc_region *next;		/* gc list, batches, free list */
+	struct mmn_interval_notifier sub;
+	struct mmn_finish finish;	/* the one second pass of this region */
+	alignas(16) unsigned char priv[];
+};
+
+struct rc_chunk {
+	struct rc_chunk *next;
+	alignas(64) unsigned char mem[];
+};
+
+#define CHUNK_REGIONS 64
+#define HINT_BITS 12
+#define HINT_SETS (1u << HINT_BITS)
+
+struct rc_hint {
+	struct rc_region *way[2];	/* atomic; way[0] most recently filled */
+};
+
+struct mmn_rcache {
+	/* Read by every hit: kept apart from what the slow paths write. */
+	alignas(64) struct rtree tree;
+	unsigned int page_shift;
+	alignas(64) struct rc_hint hint[HINT_SETS];
+
+	alignas(64) pthread_mutex_t lock;
+	pthread_cond_t cond;		/* a region left DEREG */
+	struct mmn_mm *mm;
+	bool process;
+	unsigned int flags;
+	unsigned int nr_devs;
+	size_t region_size;
+	unsigned long page_size, alignment, max_regions, max_bytes;
+	struct rc_link lru;		/* clock order: head is the oldest */
+	struct rc_link all;
+	struct rc_region *gc;		/* DEAD, unused: notifier to remove */
+	struct rc_region *free;
+	struct rc_chunk *chunks;
+	unsigned long nr_live, bytes_live, nr_dead;
+	struct {
+		uint64_t hits_folded, hits_slow, misses, failures, retries;
+		uint64_t registrations, deregistrations, invalidations;
+		uint64_t invalidate_waits, evictions, over_limit, bytes_registered;
+	} st;
+	size_t priv_off[MMN_RCACHE_MAX_DEVS];
+	struct mmn_rcache_dev devs[MMN_RCACHE_MAX_DEVS];
+};
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static void link_init(struct rc_link *h)
+{
+	h->prev = h->next = h;
+}
+
+static void link_add_tail(struct rc_link *h, struct rc_link *n)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+
+static void link_del(struct rc_link *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = n;
+}
+
+#define lru_region(l) mmn_container_of(l, struct rc_region, lru)
+#define all_region(l) mmn_container_of(l, struct rc_region, all)
+
+static unsigned int rc_state(const struct rc_region *r)
+{
+	return __atomic_load_n(&r->state, __ATOMIC_RELAXED);
+}
+
+static void rc_set_state(struct rc_region *r, unsigned int s)
+{
+	__atomic_store_n(&r->state, s, __ATOMIC_RELAXED);
+}
+
+static void *rc_priv(struct mmn_rcache *c, struct rc_region *r, unsigned int i)
+{
+	return (unsigned char *)r + c->priv_off[i];
+}
+
+static uint64_t rc_refs(const struct rc_region *r)
+{
+	return __atomic_load_n(&r->refs, __ATOMIC_ACQUIRE);
+}
+
+/* Move the region's uncounted hits into the cache's counter. Lock held. */
+static void rc_fold_locked(struct mmn_rcache *c, struct rc_region *r)
+{
+	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+
+	while (!__atomic_compare_exchange_n(&r->refs, &v, v & REF_LOW_MASK, true,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
+	c->st.hits_folded += v >> REF_GET_SHIFT;
+}
+
+/* ---- devices ----------------------------------------------------------- */
+
+/* Register on every device; on failure undo those done. */
+static int rc_reg_all(struct mmn_rcache *c, struct rc_region *r)
+{
+	unsigned long len = r->end - r->start;
+	unsigned int i;
+	int err = 0;
+
+	for (i = 0; i < c->nr_devs; i++) {
+		memset(rc_priv(c, r, i), 0, c->devs[i].priv_size);
+		err = c->devs[i].ops->reg(c->devs[i].dev, r->start, len, rc_priv(c, r, i));
+		if (err)
+			break;
+	}
+	if (!err)
+		return 0;
+	while (i--) {
+		const struct mmn_rcache_dev *d = &c->devs[i];
+
+		d->ops->dereg_start(d->dev, rc_priv(c, r, i));
+		if (d->ops->dereg_finish)
+			d->ops->dereg_finish(d->dev, rc_priv(c, r, i));
+	}
+	return err < 0 ? err : -EIO;
+}
+
+static void rc_dereg_start(struct mmn_rcache *c, struct rc_region *r)
+{
+	for (unsigned int i = 0; i < c->nr_devs; i++)
+		c->devs[i].ops->dereg_start(c->devs[i].dev, rc_priv(c, r, i));
+}
+
+static void rc_dereg_finish(struct mmn_rcache *c, struct rc_region *r)
+{
+	for (unsigned int i = 0; i < c->nr_devs; i++)
+		if (c->devs[i].ops->dereg_finish)
+			c->devs[i].ops->dereg_finish(c->devs[i].dev, rc_priv(c, r, i));
+}
+
+/* Device after device: what a single-pass notifier does. */
+static void rc_dereg_serial(struct mmn_rcache *c, struct rc_region *r)
+{
+	for (unsigned int i = 0; i < c->nr_devs; i++) {
+		const struct mmn_rcache_dev *d = &c->devs[i];
+
+		d->ops->dereg_start(d->dev, rc_priv(c, r, i));
+		if (d->ops->dereg_finish)
+			d->ops->dereg_finish(d->dev, rc_priv(c, r, i));
+	}
+}
+
+/* Two passes over a batch linked by ->next: start everything, then finish. */
+static void rc_dereg_batch(struct mmn_rcache *c, struct rc_region *batch)
+{
+	if (c->flags & MMN_RCACHE_SINGLE_PASS) {
+		for (struct rc_region *r = batch; r; r = r->next)
+			rc_dereg_serial(c, r);
+		return;
+	}
+	for (struct rc_region *r = batch; r; r = r->next)
+		rc_dereg_start(c, r);
+	for (struct rc_region *r = batch; r; r = r->next)
+		rc_dereg_finish(c, r);
+}
+
+/* ---- region life ------------------------------------------------------- */
+
+/* Debug builds (MMN_DEBUG >= 2): the whole index after every change. */
+static void rc_check_locked(struct mmn_rcache *c)
+{
+#if defined(MMN_DEBUG) && MMN_DEBUG >= 2
+	if (rtree_check(&c->tree) != (long)c->nr_live)
+		abort();
+#else
+	(void)c;
+#endif
+}
+
+/* LIVE -> DEREG: no new reference, out of the index. Lock held, INVALID set. */
+static void rc_kill_locked(struct mmn_rcache *c, struct rc_region *r)
+{
+	rtree_erase(&c->tree, &r->node);
+	link_del(&r->lru);
+	rc_set_state(r, RC_DEREG);
+	r->owner = pthread_self();
+	c->nr_live--;
+	c->bytes_live -= r->end - r->start;
+	c->nr_dead++;
+	rc_check_locked(c);
+}
+
+/* DEREG -> DEAD once every device finished; queue for collection if unused. */
+static void rc_dead(struct mmn_rcache *c, struct rc_region *r, bool queue)
+{
+	pthread_mutex_lock(&c->lock);
+	rc_set_state(r, RC_DEAD);
+	c->st.deregistrations++;
+	if (queue && !r->on_gc && !(rc_refs(r) & REF_COUNT_MASK)) {
+		r->on_gc = true;
+		r->next = c->gc;
+		c->gc = r;
+	}
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Take a region from the slab; the caller owns it (PENDING, INVALID). */
+static struct rc_region *rc_alloc(struct mmn_rcache *c)
+{
+	struct rc_region *r;
+	struct rc_chunk *ch;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->free;
+	if (r)
+		c->free = r->next;
+	pthread_mutex_unlock(&c->lock);
+	if (r)
+		return r;
+
+	/* Grow outside the lock: malloc may end up in a notifier callback. */
+	ch = aligned_alloc(64, sizeof(*ch) + CHUNK_REGIONS * c->region_size);
+	if (!ch)
+		return NULL;
+	memset(ch, 0, sizeof(*ch) + CHUNK_REGIONS * c->region_size);
+	for (unsigned int i = 0; i < CHUNK_REGIONS; i++) {
+		struct rc_region *x = (struct rc_region *)(ch->mem + i * c->region_size);
+
+		x->refs = REF_INVALID;
+		x->cache = c;
+		link_init(&x->lru);
+		link_init(&x->all);
+	}
+	pthread_mutex_lock(&c->lock);
+	ch->next = c->chunks;
+	c->chunks = ch;
+	for (unsigned int i = 1; i < CHUNK_REGIONS; i++) {
+		struct rc_region *x = (struct rc_region *)(ch->mem + i * c->region_size);
+
+		x->next = c->free;
+		c->free = x;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return (struct rc_region *)ch->mem;
+}
+
+/*
+ * Back to the slab. The memory stays a region (lock-free readers may still
+ * look at it): INVALID keeps them from taking a reference.
+ */
+static void rc_free_locked(struct mmn_rcache *c, struct rc_region *r)
+{
+	rc_fold_locked(c, r);
+	__atomic_store_n(&r->refs, REF_INVALID, __ATOMIC_RELEASE);
+	if (r->all.next != &r->all)
+		link_del(&r->all);
+	if (rc_state(r) == RC_DEREG || rc_state(r) == RC_DEAD)
+		c->nr_dead--;
+	rc_set_state(r, RC_FREE);
+	r->on_gc = false;
+	r->next = c->free;
+	c->free = r;
+}
+
+/*
+ * Remove the notifiers of a batch of DEAD (or failed PENDING) regions and
+ * free them. From inside a callback of the same domain remove() refuses
+ * (-EDEADLK): such regions go back on the gc list for later.
+ */
+static int rc_release_batch(struct mmn_rcache *c, struct rc_region *batch)
+{
+	int n = 0;
+
+	while (batch) {
+		struct rc_region *r = batch;
+		int err;
+
+		batch = r->next;
+		err = mmn_interval_notifier_remove(&r->sub);
+		pthread_mutex_lock(&c->lock);
+		if (err == -EDEADLK) {
+			r->on_gc = true;
+			r->next = c->gc;
+			c->gc = r;
+		} else {
+			rc_free_locked(c, r);
+			n++;
+		}
+		pthread_mutex_unlock(&c->lock);
+	}
+	return n;
+}
+
+/* Collect the dead regions nobody holds. */
+static int rc_collect(struct mmn_rcache *c)
+{
+	struct rc_region *batch;
+
+	pthread_mutex_lock(&c->lock);
+	batch = c->gc;
+	c->gc = NULL;
+	for (struct rc_region *r = batch; r; r = r->next)
+		r->on_gc = false;
+	pthread_mutex_unlock(&c->lock);
+	return rc_release_batch(c, batch);
+}
+
+static bool rc_over_limit_locked(struct mmn_rcache *c, unsigned long add_bytes)
+{
+	return (c->max_regions && c->nr_live + 1 > c->max_regions) ||
+	       (c->max_bytes && c->bytes_live + add_bytes > c->max_bytes);
+}
+
+/*
+ * Evict unused LIVE regions, oldest first with a second chance for those hit
+ * since the hand last passed (the clock approximation of LRU, as the kernel's
+ * page reclaim: a hit only sets a bit, it never takes a lock). @all: evict
+ * every unused region, ignoring the limits and the bits. Returns how many.
+ */
+static int rc_evict(struct mmn_rcache *c, unsigned long add_bytes, bool all)
+{
+	struct rc_region *batch = NULL;
+	unsigned long budget;
+	int n = 0;
+
+	pthread_mutex_lock(&c->lock);
+	budget = 2 * c->nr_live + 1;
+	while ((all || rc_over_limit_locked(c, add_bytes)) && budget-- &&
+	       c->lru.next != &c->lru) {
+		struct rc_region *r = lru_region(c->lru.next);
+		uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+
+		link_del(&r->lru);
+		if ((v & REF_COUNT_MASK) ||
+		    (!all && __atomic_exchange_n(&r->referenced, 0, __ATOMIC_RELAXED)) ||
+		    !__atomic_compare_exchange_n(&r->refs, &v, v | REF_INVALID, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+			link_add_tail(&c->lru, &r->lru);	/* in use, or hit lately */
+			continue;
+		}
+		link_add_tail(&c->lru, &r->lru);	/* rc_kill_locked unlinks it */
+		rc_kill_locked(c, r);
+		c->st.evictions++;
+		r->next = batch;
+		batch = r;
+		n++;
+	}
+	if (!all && rc_over_limit_locked(c, add_bytes))
+		c->st.over_limit++;
+	pthread_mutex_unlock(&c->lock);
+
+	if (!batch)
+		return 0;
+	rc_dereg_batch(c, batch);
+	for (struct rc_region *r = batch; r; r = r->next)
+		rc_dead(c, r, false);
+	rc_release_batch(c, batch);
+	return n;
+}
+
+/* ---- notifier callbacks ------------------------------------------------ */
+
+static bool rc_event_ignored(const struct mmn_rcache *c, enum mmn_event event)
+{
+	if (c->flags & MMN_RCACHE_INVALIDATE_PROTECTION)
+		return false;
+	/* Pinned pages stay the same pages when only their protection changes. */
+	return event == MMN_EVENT_PROTECTION_VMA || event == MMN_EVENT_PROTECTION_PAGE ||
+	       event == MMN_EVENT_SOFT_DIRTY;
+}
+
+/*
+ * First pass: take the region out of the cache and start deregistering it on
+ * every device. A region that another thread is deregistering (eviction, an
+ * overlapping invalidation) is waited for here: the unmapping call must not
+ * proceed while a device holds the pages. A PENDING region only gets the new
+ * sequence: its miss path sees the collision and starts again.
+ */
+static bool rc_invalidate_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+				unsigned long cur_seq, struct mmn_finish **finish)
+{
+	struct rc_region *r = mmn_container_of(sub, struct rc_region, sub);
+	struct mmn_rcache *c = r->cache;
+	bool blockable = mmn_range_blockable(range);
+
+	if (rc_event_ignored(c, range->event))
+		return true;
+	if (blockable)
+		pthread_mutex_lock(&c->lock);
+	else if (pthread_mutex_trylock(&c->lock))
+		return false;
+	mmn_interval_set_seq(sub, cur_seq);
+	for (;;) {
+		unsigned int state = rc_state(r);
+		bool mine = pthread_equal(r->owner, pthread_self());
+
+		if (state == RC_LIVE)
+			break;
+		if (state != RC_DEREG || mine) {
+			/* Nothing published, or our own thread is undoing it. */
+			pthread_mutex_unlock(&c->lock);
+			return true;
+		}
+		if (!blockable) {
+			pthread_mutex_unlock(&c->lock);
+			return false;
+		}
+		c->st.invalidate_waits++;
+		pthread_cond_wait(&c->cond, &c->lock);
+	}
+	if (!blockable) {
+		/* Deregistering may sleep. */
+		pthread_mutex_unlock(&c->lock);
+		return false;
+	}
+	__atomic_fetch_or(&r->refs, REF_INVALID, __ATOMIC_ACQ_REL);
+	rc_kill_locked(c, r);
+	c->st.invalidations++;
+	pthread_mutex_unlock(&c->lock);
+
+	if (c->flags & MMN_RCACHE_SINGLE_PASS) {
+		rc_dereg_serial(c, r);
+		rc_dead(c, r, true);
+		return true;
+	}
+	rc_dereg_start(c, r);
+	*finish = &r->finish;
+	return true;
+}
+
+/* Second pass: every device of every hit region has started; now wait. */
+static void rc_invalidate_finish(struct mmn_finish *finish)
+{
+	struct rc_region *r = mmn_container_of(finish, struct rc_region, finish);
+	struct mmn_rcache *c = r->cache;
+
+	rc_dereg_finish(c, r);
+	rc_dead(c, r, true);
+}
+
+static const struct mmn_interval_notifier_ops rc_notifier_ops = {
+	.invalidate_start = rc_invalidate_start,
+	.invalidate_finish = rc_invalidate_finish,
+};
+
+/* ---- get / put --------------------------------------------------------- */
+
+static inline struct rc_hint *rc_hint_set(struct mmn_rcache *c, unsigned long addr)
+{
+	/* A real mix: Fibonacci hashing alone clusters strided buffers. */
+	uint64_t h = (uint64_t)(addr >> c->page_shift) * UINT64_C(0x9e3779b97f4a7c15);
+
+	h ^= h >> 32;
+	h *= UINT64_C(0xd6e8feb86659fd93);
+	return &c->hint[h >> (64 - HINT_BITS)];
+}
+
+/*
+ * Make @r the set's most recent way (racy between threads, and harmless).
+ * Release stores, acquire loads: whoever finds a region through the table
+ * also sees how the region's memory was first set up (a new slab chunk).
+ */
+static inline void rc_hint_fill(struct rc_hint *h, struct rc_region *r)
+{
+	struct rc_region *w0 = __atomic_load_n(&h->way[0], __ATOMIC_ACQUIRE);
+
+	if (w0 != r) {
+		__atomic_store_n(&h->way[1], w0, __ATOMIC_RELEASE);
+		__atomic_store_n(&h->way[0], r, __ATOMIC_RELEASE);
+	}
+}
+
+static inline bool rc_covers(const struct rc_region *r, unsigned long addr, unsigned long last)
+{
+	return rnode_start(&r->node) <= addr && rnode_last(&r->node) >= last;
+}
+
+/* A reference unless the region is INVALID (or its counters need the slow path). */
+static inline bool rc_tryget(struct rc_region *r)
+{
+	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+
+	do {
+		if (unlikely((v & (REF_INVALID | REF_FOLD)) ||
+			     (v & REF_COUNT_MASK) == REF_COUNT_MASK))
+			return false;
+		/* Acquire: pairs with the release that published this incarnation. */
+	} while (!__atomic_compare_exchange_n(&r->refs, &v, v + 1 + REF_GET_ONE, true,
+					      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
+	return true;
+}
+
+/* The last holder of an invalidated region: queue it for collection. */
+static void rc_put_last(struct rc_region *r)
+{
+	struct mmn_rcache *c = r->cache;
+
+	pthread_mutex_lock(&c->lock);
+	if (rc_state(r) == RC_DEAD && !r->on_gc && !(rc_refs(r) & REF_COUNT_MASK)) {
+		r->on_gc = true;
+		r->next = c->gc;
+		c->gc = r;
+	}
+	/* DEREG: rc_dead() queues it once the devices are done. */
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void rc_put_refs(struct rc_region *r, uint64_t sub)
+{
+	/* Release: the holder's use of the registration happens before its end. */
+	uint64_t v = __atomic_sub_fetch(&r->refs, sub, __ATOMIC_ACQ_REL);
+
+	if (unlikely((v & (REF_INVALID | REF_COUNT_MASK)) == REF_INVALID))
+		rc_put_last(r);
+}
+
+/* Undo a reference taken on a region that turned out not to cover the request. */
+static void rc_unget(struct rc_region *r)
+{
+	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED), nv;
+
+	do {
+		/* The hit was not one; unless a fold already counted it. */
+		nv = v - 1 - ((v >> REF_GET_SHIFT) ? REF_GET_ONE : 0);
+	} while (!__atomic_compare_exchange_n(&r->refs, &v, nv, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+	if ((nv & (REF_INVALID | REF_COUNT_MASK)) == REF_INVALID)
+		rc_put_last(r);
+}
+
+void mmn_rcache_put(struct mmn_rcache_reg *reg)
+{
+	if (reg)
+		rc_put_refs((struct rc_region *)reg, 1);
+}
+
+/* Publish a registered PENDING region. Lock held. */
+static void rc_publish_locked(struct mmn_rcache *c, struct rc_region *r)
+{
+	rc_set_state(r, RC_LIVE);
+	/* Not "referenced" yet: only a later hit gives it a second chance. */
+	__atomic_store_n(&r->referenced, 0, __ATOMIC_RELAXED);
+	/*
+	 * Bounds first, then the reference (release, pairs with rc_tryget()'s
+	 * acquire): a reader holding a stale pointer that gets a reference on
+	 * this new incarnation also sees its new bounds, and checks them.
+	 */
+	rtree_insert(&c->tree, &r->node, r->start, r->end - 1);
+	__atomic_store_n(&r->refs, 1, __ATOMIC_RELEASE);
+	link_add_tail(&c->lru, &r->lru);
+	c->nr_live++;
+	c->bytes_live += r->end - r->start;
+	c->st.misses++;
+	c->st.registrations++;
+	c->st.bytes_registered += r->end - r->start;
+	rc_check_locked(c);
+}
+
+/* Under the lock: a hit found by the exact search, or NULL. */
+static struct rc_region *rc_lookup_locked(struct mmn_rcache *c, unsigned long addr,
+					  unsigned long last, int *err)
+{
+	struct rnode *n = rtree_find_cover(&c->tree, addr, last);
+	struct rc_region *r;
+
+	*err = 0;
+	if (!n)
+		return NULL;
+	r = mmn_container_of(n, struct rc_region, node);
+	if (rc_refs(r) & REF_FOLD)
+		rc_fold_locked(c, r);
+	if ((rc_refs(r) & REF_COUNT_MASK) == REF_COUNT_MASK) {
+		*err = -EOVERFLOW;
+		return NULL;
+	}
+	if (!rc_tryget(r))
+		return NULL;	/* cannot happen for a LIVE region */
+	__atomic_store_n(&r->referenced, 1, __ATOMIC_RELAXED);
+	c->st.hits_slow++;
+	return r;
+}
+
+/*
+ * The miss path: register [start, end) under the collision-retry protocol
+ * (see the top of this file). Returns 0 with a published, held region.
+ */
+static int rc_register(struct mmn_rcache *c, unsigned long start, unsigned long end,
+		       struct rc_region **rp)
+{
+	struct rc_region *r = rc_alloc(c);
+	unsigned long seq;
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->start = start;
+	r->end = end;
+	r->on_gc = false;
+	__atomic_store_n(&r->referenced, 0, __ATOMIC_RELAXED);
+	rc_set_state(r, RC_PENDING);
+
+	if (c->process)
+		err = mmn_process_insert(&r->sub, start, end - start, &rc_notifier_ops);
+	else
+		err = mmn_interval_notifier_insert(&r->sub, c->mm, start, end - start,
+						   &rc_notifier_ops);
+	pthread_mutex_lock(&c->lock);
+	if (err) {
+		rc_free_locked(c, r);
+		pthread_mutex_unlock(&c->lock);
+		return err;
+	}
+	link_add_tail(&c->all, &r->all);
+	pthread_mutex_unlock(&c->lock);
+
+	for (;;) {
+		/* Waits while an invalidation of the range is in progress. */
+		seq = mmn_interval_read_begin(&r->sub);
+		err = rc_reg_all(c, r);
+		pthread_mutex_lock(&c->lock);
+		if (!mmn_interval_read_retry(&r->sub, seq)) {
+			if (!err) {
+				rc_publish_locked(c, r);
+				pthread_mutex_unlock(&c->lock);
+				*rp = r;
+				return 0;
+			}
+			pthread_mutex_unlock(&c->lock);
+			break;
+		}
+		/*
+		 * Collided: what we registered may be the old pages, and a
+		 * failure may be the unmap's doing. Undo, and again.
+		 */
+		c->st.retries++;
+		if (!err) {
+			c->st.registrations++;
+			c->st.deregistrations++;
+			c->st.bytes_registered += end - start;
+		}
+		pthread_mutex_unlock(&c->lock);
+		if (!err) {
+			r->next = NULL;
+			rc_dereg_batch(c, r);
+		}
+	}
+
+	/* A device refused: nothing is registered. */
+	r->next = NULL;
+	rc_release_batch(c, r);
+	return err;
+}
+
+static int rc_get_slow(struct mmn_rcache *c, unsigned long addr, unsigned long last,
+		       struct rc_region **regp)
+{
+	unsigned long align = c->alignment, start, end;
+	struct rc_region *r;
+	int err;
+
+	pthread_mutex_lock(&c->lock);
+	r = rc_lookup_locked(c, addr, last, &err);
+	pthread_mutex_unlock(&c->lock);
+	if (r || err) {
+		*regp = r;
+		return err;
+	}
+
+	rc_collect(c);
+	for (;;) {
+		start = addr & ~(align - 1);
+		end = (last | (align - 1)) + 1;
+		if (!end)	/* the top of the address space */
+			end = (last | (c->page_size - 1)) + 1;
+		if (!end)
+			return -EOVERFLOW;
+		rc_evict(c, end - start, false);
+		err = rc_register(c, start, end, &r);
+		if (!err) {
+			*regp = r;
+			return 0;
+		}
+		if (align == c->page_size)
+			break;
+		align = c->page_size;	/* the widened range may reach unmapped memory */
+	}
+	pthread_mutex_lock(&c->lock);
+	c->st.failures++;
+	pthread_mutex_unlock(&c->lock);
+	return err;
+}
+
+/*
+ * A reference on @r if it covers [addr, last] and is not INVALID. The first
+ * bounds check spares the atomic operation on regions that cannot do; the
+ * second one, under the reference, is the one that counts (@r may have been
+ * freed and reused since we found it).
+ */
+static inline struct rc_region *rc_try_hit(struct rc_region *r, unsigned long addr,
+					   unsigned long last)
+{
+	if (!rc_covers(r, addr, last) || !rc_tryget(r))
+		return NULL;
+	if (likely(rc_covers(r, addr, last)))
+		return r;
+	rc_unget(r);
+	return NULL;
+}
+
+int mmn_rcache_get(struct mmn_rcache *c, unsigned long addr, unsigned long len,
+		   struct mmn_rcache_reg **regp)
+{
+	unsigned long last = addr + len - 1;
+	struct rc_region *r, *w;
+	struct rc_hint *h;
+	struct rnode *n;
+	int err;
+
+	if (unlikely(!c || !regp || !len))
+		return -EINVAL;
+	if (unlikely(last < addr))
+		return -EOVERFLOW;
+
+	/* The hit path: no lock. The hint table first, then the tree. */
+	h = rc_hint_set(c, addr);
+	w = __atomic_load_n(&h->way[0], __ATOMIC_ACQUIRE);
+	if (likely(w) && (r = rc_try_hit(w, addr, last)))
+		goto hit;
+	w = __atomic_load_n(&h->way[1], __ATOMIC_ACQUIRE);
+	if (w && (r = rc_try_hit(w, addr, last)))
+		goto hit;
+	n = rtree_find_cover(&c->tree, addr, last);
+	if (n && (r = rc_try_hit(mmn_container_of(n, struct rc_region, node), addr, last)))
+		goto fill;
+	err = rc_get_slow(c, addr, last, &r);
+	if (err)
+		return err;
+	rc_hint_fill(h, r);
+	*regp = (struct mmn_rcache_reg *)r;
+	return 0;
+fill:
+	rc_hint_fill(h, r);
+hit:
+	/* The clock bit: a second chance at eviction time (no lock, no list move). */
+	if (!__atomic_load_n(&r->referenced, __ATOMIC_RELAXED))
+		__atomic_store_n(&r->referenced, 1, __ATOMIC_RELAXED);
+	*regp = (struct mmn_rcache_reg *)r;
+	return 0;
+}
+
+/* ---- cache ------------------------------------------------------------- */
+
+int mmn_rcache_new(const struct mmn_rcache_config *cfg, struct mmn_rcache **cachep)
+{
+	unsigned long page = (unsigned long)sysconf(_SC_PAGESIZE);
+	struct mmn_rcache *c;
+	size_t off;
+	int err;
+
+	if (!cfg || !cachep || !cfg->devs || !cfg->nr_devs || cfg->nr_devs > MMN_RCACHE_MAX_DEVS)
+		return -EINVAL;
+	if (cfg->alignment && (cfg->alignment & (cfg->alignment - 1) || cfg->alignment < page))
+		return -EINVAL;
+	for (unsigned int i = 0; i < cfg->nr_devs; i++)
+		if (!cfg->devs[i].ops || !cfg->devs[i].ops->reg || !cfg->devs[i].ops->dereg_start)
+			return -EINVAL;
+
+	c = aligned_alloc(64, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->mm = cfg->mm;
+	if (!c->mm) {
+		err = mmn_process_mm(&c->mm);
+		if (err) {
+			free(c);
+			return err;
+		}
+		c->process = true;
+	}
+	rtree_init(&c->tree, (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15u);
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->flags = cfg->flags;
+	c->nr_devs = cfg->nr_devs;
+	c->page_size = page;
+	c->page_shift = (unsigned int)__builtin_ctzl(page);
+	c->alignment = cfg->alignment ? cfg->alignment : page;
+	c->max_regions = cfg->max_regions;
+	c->max_bytes = cfg->max_bytes;
+	link_init(&c->lru);
+	link_init(&c->all);
+
+	off = offsetof(struct rc_region, priv);
+	for (unsigned int i = 0; i < cfg->nr_devs; i++) {
+		c->devs[i] = cfg->devs[i];
+		c->priv_off[i] = off;
+		off += (cfg->devs[i].priv_size + 15) & ~(size_t)15;
+	}
+	c->region_size = (off + 63) & ~(size_t)63;
+	*cachep = c;
+	return 0;
+}
+
+int mmn_rcache_flush(struct mmn_rcache *c)
+{
+	int n;
+
+	if (!c)
+		return -EINVAL;
+	n = rc_evict(c, 0, true);
+	return n + rc_collect(c);
+}
+
+int mmn_rcache_destroy(struct mmn_rcache *c)
+{
+	struct rc_region *batch = NULL;
+	struct rc_link *l;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	for (l = c->all.next; l != &c->all; l = l->next) {
+		struct rc_region *r = all_region(l);
+
+		if ((rc_refs(r) & REF_COUNT_MASK) || rc_state(r) == RC_PENDING) {
+			pthread_mutex_unlock(&c->lock);
+			return -EBUSY;
+		}
+	}
+	/* Invalidations still finishing on other threads. */
+	for (l = c->all.next; l != &c->all;) {
+		if (rc_state(all_region(l)) == RC_DEREG) {
+			pthread_cond_wait(&c->cond, &c->lock);
+			l = c->all.next;
+			continue;
+		}
+		l = l->next;
+	}
+	while (c->lru.next != &c->lru) {
+		struct rc_region *r = lru_region(c->lru.next);
+
+		__atomic_fetch_or(&r->refs, REF_INVALID, __ATOMIC_ACQ_REL);
+		rc_kill_locked(c, r);
+		r->next = batch;
+		batch = r;
+	}
+	pthread_mutex_unlock(&c->lock);
+
+	rc_dereg_batch(c, batch);
+	for (struct rc_region *r = batch; r; r = r->next)
+		rc_dead(c, r, false);
+
+	/* Every region left is DEAD: remove the notifiers. */
+	pthread_mutex_lock(&c->lock);
+	batch = NULL;
+	while (c->all.next != &c->all) {
+		struct rc_region *r = all_region(c->all.next);
+
+		link_del(&r->all);
+		r->next = batch;
+		batch = r;
+	}
+	c->gc = NULL;
+	pthread_mutex_unlock(&c->lock);
+	rc_release_batch(c, batch);
+
+	while (c->chunks) {
+		struct rc_chunk *ch = c->chunks;
+
+		c->chunks = ch->next;
+		free(ch);
+	}
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+	return 0;
+}
+
+int mmn_rcache_get_stats(struct mmn_rcache *c, struct mmn_rcache_stats *st)
+{
+	uint64_t hits;
+
+	if (!c || !st)
+		return -EINVAL;
+	pthread_mutex_lock(&c->lock);
+	hits = c->st.hits_folded;
+	for (struct rc_link *l = c->all.next; l != &c->all; l = l->next)
+		hits += rc_refs(all_region(l)) >> REF_GET_SHIFT;
+	*st = (struct mmn_rcache_stats){
+		.hits = hits,
+		.hits_slow = c->st.hits_slow,
+		.misses = c->st.misses,
+		.failures = c->st.failures,
+		.retries = c->st.retries,
+		.registrations = c->st.registrations,
+		.deregistrations = c->st.deregistrations,
+		.invalidations = c->st.invalidations,
+		.invalidate_waits = c->st.invalidate_waits,
+		.evictions = c->st.evictions,
+		.over_limit = c->st.over_limit,
+		.bytes_registered = c->st.bytes_registered,
+		.regions = c->nr_live,
+		.bytes = c->bytes_live,
+		.dead = c->nr_dead,
+	};
+	pthread_mutex_unlock(&c->lock);
+	return 0;
+}
+
+/* ---- registrations ----------------------------------------------------- */
+
+unsigned long mmn_rcache_reg_start(const struct mmn_rcache_reg *reg)
+{
+	return ((const struct rc_region *)reg)->start;
+}
+
+unsigned long mmn_rcache_reg_length(const struct mmn_rcache_reg *reg)
+{
+	const struct rc_region *r = (const struct rc_region *)reg;
+
+	return r->end - r->start;
+}
+
+void *mmn_rcache_reg_priv(struct mmn_rcache_reg *reg, unsigned int dev)
+{
+	struct rc_region *r = (struct rc_region *)reg;
+	struct mmn_rcache *c;
+
+	if (!r)
+		return NULL;
+	c = r->cache;
+	if (dev >= c->nr_devs || !c->devs[dev].priv_size)
+		return NULL;
+	return rc_priv(c, r, dev);
+}
+
+bool mmn_rcache_reg_valid(const struct mmn_rcache_reg *reg)
+{
+	return reg && !(rc_refs((const struct rc_region *)reg) & REF_INVALID);
+}
