@@ -386,6 +386,12 @@ static void rc_free_locked(struct mmn_rcache *c, struct rc_region *r)
  * Remove the notifiers of a batch of DEAD (or failed PENDING) regions and
  * free them. From inside a callback of the same domain remove() refuses
  * (-EDEADLK): such regions go back on the gc list for later.
+ *
+ * Every region of a batch has on_gc set (by whoever took it into the batch,
+ * under the lock) until it is freed: remove() may wait for an invalidation
+ * period whose callbacks reach the same region again, and rc_dead() or
+ * rc_put_last() must not queue it on the gc list meanwhile -- r->next links
+ * the batch, and the region is about to be freed.
  */
 static int rc_release_batch(struct mmn_rcache *c, struct rc_region *batch)
 {
@@ -417,10 +423,8 @@ static int rc_collect(struct mmn_rcache *c)
 	struct rc_region *batch;
 
 	pthread_mutex_lock(&c->lock);
-	batch = c->gc;
+	batch = c->gc;	/* on_gc stays set: see rc_release_batch() */
 	c->gc = NULL;
-	for (struct rc_region *r = batch; r; r = r->next)
-		r->on_gc = false;
 	pthread_mutex_unlock(&c->lock);
 	return rc_release_batch(c, batch);
 }
@@ -461,6 +465,7 @@ static int rc_evict(struct mmn_rcache *c, unsigned long add_bytes, bool all)
 		link_add_tail(&c->lru, &r->lru);	/* rc_kill_locked unlinks it */
 		rc_kill_locked(c, r);
 		c->st.evictions++;
+		r->on_gc = true;	/* in a batch: see rc_release_batch() */
 		r->next = batch;
 		batch = r;
 		n++;
@@ -766,6 +771,9 @@ static int rc_register(struct mmn_rcache *c, unsigned long start, unsigned long 
 	}
 
 	/* A device refused: nothing is registered. */
+	pthread_mutex_lock(&c->lock);
+	r->on_gc = true;	/* in a batch: see rc_release_batch() */
+	pthread_mutex_unlock(&c->lock);
 	r->next = NULL;
 	rc_release_batch(c, r);
 	return err;
@@ -962,6 +970,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 
 		__atomic_fetch_or(&r->refs, REF_INVALID, __ATOMIC_ACQ_REL);
 		rc_kill_locked(c, r);
+		r->on_gc = true;	/* in a batch: see rc_release_batch() */
 		r->next = batch;
 		batch = r;
 	}
@@ -978,6 +987,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 		struct rc_region *r = all_region(c->all.next);
 
 		link_del(&r->all);
+		r->on_gc = true;	/* in a batch: see rc_release_batch() */
 		r->next = batch;
 		batch = r;
 	}

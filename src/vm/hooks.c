@@ -147,16 +147,35 @@ static int madvise_event(int advice)
 	}
 }
 
+struct guard_find {
+	unsigned long addr;
+	bool guard;
+};
+
+static int guard_find_cb(const struct vm_map *m, void *arg)
+{
+	struct guard_find *f = arg;
+
+	if (m->start <= f->addr && f->addr < m->end) {
+		f->guard = m->start == f->addr && strcmp(m->perms, "---p") == 0;
+		return 1;
+	}
+	return 0;
+}
+
 /*
- * Is [s, e) the unused part of the calling thread's own stack, just below the
- * stack pointer? glibc discards it there when a thread exits.
+ * Is [s, e) what glibc discards when a thread exits: its stack block from the
+ * guard page at the bottom up to a little below the stack pointer?
  */
 static bool own_stack_below_sp(unsigned long s, unsigned long e)
 {
 	unsigned long sp = (unsigned long)__builtin_frame_address(0);
+	struct guard_find f = { .addr = s };
 
-	(void)s;
-	return e <= sp && sp - e <= 64 * 1024;
+	if (!(e <= sp && sp - e <= 64 * 1024))
+		return false;
+	vm_maps_foreach(guard_find_cb, &f);
+	return f.guard;
 }
 
 static int hook_madvise(void *addr, size_t len, int advice)
