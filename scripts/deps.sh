@@ -10,6 +10,8 @@
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
 #   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
 #   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
+#   clang                libFuzzer, for the core's differential fuzzer (scripts/fuzz.sh
+#                        installs it, and its compiler-rt, when it runs)
 mmn_install_deps() {
 	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf "$@") missing=() p
 	for p in "${want[@]}"; do

@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what it needs, then builds and
 # runs every CTest test three times: a debug build (MMN_DEBUG=2: lock and tree
 # invariants checked after every change, warnings are errors), an ASan+UBSan
-# build and a TSan build. Ends with one line: "total: N passed, M failed".
+# build and a TSan build; then fuzzes the core for 60 s (scripts/fuzz.sh).
+# Ends with one line: "total: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -48,6 +49,16 @@ mkdir -p build
 run_suite debug -- -DCMAKE_BUILD_TYPE=Debug
 run_suite asan -- -DCMAKE_BUILD_TYPE=Debug -DMMN_SANITIZE=address,undefined
 run_suite tsan "${tsan_prefix[@]}" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_DEBUG=1 -DMMN_SANITIZE=thread
+
+# Differential fuzzing of the core against the reference model, bounded
+# (MMN_FUZZ_SECONDS, default 60), under ASan and UBSan (clang).
+echo "=== fuzz"
+if scripts/fuzz.sh "${MMN_FUZZ_SECONDS:-60}"; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+	status=1
+fi
 
 echo "total: $passed passed, $failed failed"
 exit $status
