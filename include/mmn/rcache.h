@@ -189,7 +189,7 @@ MMN_API int mmn_rcache_get(struct mmn_rcache *cache, unsigned long addr, unsigne
 
 /**
  * mmn_rcache_put() - release a registration taken by mmn_rcache_get()
- * @reg: the registration
+ * @reg: the registration (NULL: nothing is done)
  *
  * A valid registration stays cached. One that was invalidated meanwhile (its
  * devices are already deregistered) is queued for collection, which happens
@@ -225,13 +225,13 @@ MMN_API unsigned long mmn_rcache_reg_length(const struct mmn_rcache_reg *reg);
  * @dev: index of the device in the cache's configuration
  *
  * Return: the area (priv_size bytes) filled by that device's @reg op, or NULL
- * for a bad index or a device with priv_size 0.
+ * for a NULL @reg, a bad index or a device with priv_size 0.
  */
 MMN_API void *mmn_rcache_reg_priv(struct mmn_rcache_reg *reg, unsigned int dev);
 
 /**
  * mmn_rcache_reg_valid() - is a held registration still registered?
- * @reg: a registration taken by mmn_rcache_get() and not yet put
+ * @reg: a registration taken by mmn_rcache_get() and not yet put (NULL: false)
  *
  * False once the memory changed under it: an invalidation deregistered it on
  * every device (or is doing so). It stays held until put; a later get of the

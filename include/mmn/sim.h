@@ -420,7 +420,8 @@ int mmn_sim_engine_new(struct mmn_sim_dev *dev, struct mmn_sim_engine **engp);
  *
  * Context: sleeps in the fault path (mmn_interval_read_begin()) and wherever
  * @ops sleep. Not from a notifier callback.
- * Return: 0; -EBUSY if the engine is already running.
+ * Return: 0; -EINVAL for a NULL @eng or @ops, or @ops without next_job,
+ * next_access or access; -EBUSY if the engine is already running.
  */
 int mmn_sim_engine_run(struct mmn_sim_engine *eng,
 		       const struct mmn_sim_job_ops *ops, void *arg);
@@ -431,7 +432,8 @@ int mmn_sim_engine_run(struct mmn_sim_engine *eng,
  * @ops: the job stream
  * @arg: passed to @ops
  *
- * Return: 0; -EBUSY if the engine is already running; -errno of
+ * Return: 0; -EINVAL as for mmn_sim_engine_run(); -EBUSY if the engine is
+ * already running; -errno of
  * pthread_create().
  */
 int mmn_sim_engine_start(struct mmn_sim_engine *eng,
@@ -446,7 +448,7 @@ int mmn_sim_engine_start(struct mmn_sim_engine *eng,
  * mmn_sim_engine_run() on another thread, only asks it to stop: that call
  * returns by itself.
  *
- * Return: 0; -EINVAL if @eng is not running.
+ * Return: 0; -EINVAL if @eng is NULL or not running.
  */
 int mmn_sim_engine_stop(struct mmn_sim_engine *eng);
 
