@@ -132,7 +132,7 @@ int main(void)
 
 	page = (unsigned long)sysconf(_SC_PAGESIZE);
 	if (!mlock_works())
-		test_skip("mlock() has no effect here (AddressSanitizer makes it a no-op)");
+		test_skip("mlock() has no effect here (the sanitizers intercept it as a no-op)");
 	assert_eq(mmn_process_mm(&mm), 0);
 	mmn_process_coverage(&cov);
 	if (!cov.method[MMN_CALL_MADVISE] || !cov.method[MMN_CALL_MUNMAP])
