@@ -12,34 +12,7 @@
 #include <unistd.h>
 
 #include "scenario_util.h"
-
-/* ---- the table ------------------------------------------------------------ */
-
-static void row_print(const char *fn, const char *input, long long got, const char *want,
-		      bool ok)
-{
-	printf("  %-36s %-46s -> %-6lld want %-12s %s\n", fn, input, got, want,
-	       ok ? "ok" : "FAIL");
-	fflush(stdout);
-}
-
-/* One row: evaluate @expr once, print it, expect it equal to @want. */
-#define ROW(fn, input, expr, want)                                              \
-	do {                                                                    \
-		long long got_ = (long long)(expr), want_ = (long long)(want);  \
-		row_print(fn, input, got_, #want, got_ == want_);               \
-		expect_eq(got_, want_);                                         \
-	} while (0)
-
-/* A row for a call with no return value: @check is what must hold after it. */
-#define ROW_VOID(fn, input, stmt, check, what)                                  \
-	do {                                                                    \
-		bool ok_;                                                       \
-		stmt;                                                           \
-		ok_ = (check);                                                  \
-		row_print(fn, input, ok_, what, ok_);                           \
-		expect_true(ok_);                                               \
-	} while (0)
+#include "bad_input_table.h"
 
 /* ---- notifiers ------------------------------------------------------------ */
 
