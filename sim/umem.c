@@ -265,7 +265,14 @@ static int run_munmap(struct mmn_sim_umem *um, unsigned long i, unsigned long n)
 	return 0;
 }
 
-int mmn_sim_umem_munmap(struct mmn_sim_umem *um, unsigned long addr, unsigned long len)
+/*
+ * Change the mapped pages of [addr, addr+len) the way the kernel would:
+ * invalidate first, then @fn on each run of pages, then end the region.
+ */
+static int umem_change(struct mmn_sim_umem *um, unsigned long addr, unsigned long len,
+		       enum mmn_event event,
+		       int (*fn)(struct mmn_sim_umem *um, unsigned long i, unsigned long n),
+		       uint64_t *counter)
 {
 	unsigned long first, last;
 	struct mmn_range range;
@@ -277,14 +284,19 @@ int mmn_sim_umem_munmap(struct mmn_sim_umem *um, unsigned long addr, unsigned lo
 	pthread_rwlock_wrlock(&um->mmap_lock);
 	if (!any_mapped(um, first, last))
 		goto out;
-	range_open(um, &range, MMN_EVENT_UNMAP, first, last);
+	range_open(um, &range, event, first, last);
 	inval_done(um, first, last, true);
-	ret = for_runs(um, first, last, PAGE_CHANGING, run_munmap);
+	ret = for_runs(um, first, last, PAGE_CHANGING, fn);
 	mmn_invalidate_range_end(&range);
-	sim_inc(&um->st.munmaps);
+	sim_inc(counter);
 out:
 	pthread_rwlock_unlock(&um->mmap_lock);
 	return ret;
+}
+
+int mmn_sim_umem_munmap(struct mmn_sim_umem *um, unsigned long addr, unsigned long len)
+{
+	return umem_change(um, addr, len, MMN_EVENT_UNMAP, run_munmap, &um->st.munmaps);
 }
 
 /* Replace our pages (their invalidation is done) with fresh ones. */
@@ -375,24 +387,7 @@ static int run_dontneed(struct mmn_sim_umem *um, unsigned long i, unsigned long 
 
 int mmn_sim_umem_dontneed(struct mmn_sim_umem *um, unsigned long addr, unsigned long len)
 {
-	unsigned long first, last;
-	struct mmn_range range;
-	int ret;
-
-	ret = umem_range(um, addr, len, &first, &last);
-	if (ret)
-		return ret;
-	pthread_rwlock_wrlock(&um->mmap_lock);
-	if (!any_mapped(um, first, last))
-		goto out;
-	range_open(um, &range, MMN_EVENT_CLEAR, first, last);
-	inval_done(um, first, last, true);
-	ret = for_runs(um, first, last, PAGE_CHANGING, run_dontneed);
-	mmn_invalidate_range_end(&range);
-	sim_inc(&um->st.dontneeds);
-out:
-	pthread_rwlock_unlock(&um->mmap_lock);
-	return ret;
+	return umem_change(um, addr, len, MMN_EVENT_CLEAR, run_dontneed, &um->st.dontneeds);
 }
 
 int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from, unsigned long len,
