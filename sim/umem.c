@@ -267,12 +267,12 @@ static int run_munmap(struct mmn_sim_umem *um, unsigned long i, unsigned long n)
 
 /*
  * Change the mapped pages of [addr, addr+len) the way the kernel would:
- * invalidate first, then @fn on each run of pages, then end the region.
+ * invalidate first (UNMAP: munmap, CLEAR: dontneed), then @fn on each run of
+ * pages, then end the region.
  */
 static int umem_change(struct mmn_sim_umem *um, unsigned long addr, unsigned long len,
 		       enum mmn_event event,
-		       int (*fn)(struct mmn_sim_umem *um, unsigned long i, unsigned long n),
-		       uint64_t *counter)
+		       int (*fn)(struct mmn_sim_umem *um, unsigned long i, unsigned long n))
 {
 	unsigned long first, last;
 	struct mmn_range range;
@@ -288,7 +288,7 @@ static int umem_change(struct mmn_sim_umem *um, unsigned long addr, unsigned lon
 	inval_done(um, first, last, true);
 	ret = for_runs(um, first, last, PAGE_CHANGING, fn);
 	mmn_invalidate_range_end(&range);
-	sim_inc(counter);
+	sim_inc(event == MMN_EVENT_UNMAP ? &um->st.munmaps : &um->st.dontneeds);
 out:
 	pthread_rwlock_unlock(&um->mmap_lock);
 	return ret;
@@ -296,7 +296,7 @@ out:
 
 int mmn_sim_umem_munmap(struct mmn_sim_umem *um, unsigned long addr, unsigned long len)
 {
-	return umem_change(um, addr, len, MMN_EVENT_UNMAP, run_munmap, &um->st.munmaps);
+	return umem_change(um, addr, len, MMN_EVENT_UNMAP, run_munmap);
 }
 
 /* Replace our pages (their invalidation is done) with fresh ones. */
@@ -387,7 +387,7 @@ static int run_dontneed(struct mmn_sim_umem *um, unsigned long i, unsigned long 
 
 int mmn_sim_umem_dontneed(struct mmn_sim_umem *um, unsigned long addr, unsigned long len)
 {
-	return umem_change(um, addr, len, MMN_EVENT_CLEAR, run_dontneed, &um->st.dontneeds);
+	return umem_change(um, addr, len, MMN_EVENT_CLEAR, run_dontneed);
 }
 
 int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from, unsigned long len,
