@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #define TEST_SKIP 77
@@ -150,6 +151,23 @@ static inline uint64_t test_now_ns(void)
 			sched_yield();                                          \
 		held_;                                                          \
 	})
+
+/* ---- child processes ------------------------------------------------------ */
+
+/*
+ * Reap @pid: its exit status, 1000 + the signal number if a signal killed it
+ * (e.g. 1000 + SIGALRM for a child that hung past its alarm()), -1 on error.
+ */
+static inline int test_wait_child(pid_t pid)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	if (WIFSIGNALED(status))
+		return 1000 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
 
 /* ---- seeded PRNG (xoshiro256**) ----------------------------------------- */
 

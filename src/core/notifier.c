@@ -626,9 +626,13 @@ bool mmn_interval_read_retry(struct mmn_interval_notifier *sub, unsigned long se
 	return !sub || __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
 }
 
+/*
+ * The same comparison as read_retry: here the caller holds no user lock, so a
+ * true answer is final and a false one only a hint (the header explains).
+ */
 bool mmn_interval_check_retry(struct mmn_interval_notifier *sub, unsigned long seq)
 {
-	return !sub || __atomic_load_n(&sub->invalidate_seq, __ATOMIC_RELAXED) != seq;
+	return mmn_interval_read_retry(sub, seq);
 }
 
 void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_seq)

@@ -97,17 +97,6 @@ static int child_checks(struct mmn_mm *mm, struct blocking_sub *hit, unsigned lo
 	return 0;
 }
 
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 /* A thread is inside a callback (its region open, the period odd) at fork time. */
 TEST(fork_inside_open_period)
 {
@@ -136,7 +125,7 @@ TEST(fork_inside_open_period)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(child_checks(mm, &hit, 3));
-	expect_eq(wait_child(pid), 0);
+	expect_eq(test_wait_child(pid), 0);
 
 	/* The parent's period is untouched by the child's reset. */
 	assert_eq(mmn_mm_get_stats(mm, &st), 0);
@@ -207,7 +196,7 @@ TEST(fork_while_lock_is_busy)
 			_exit(b.calls == 1 && mmn_interval_notifier_remove(&b.sub) == 0 &&
 			      mmn_mm_test_check(c.mm) == NULL ? 0 : 4);
 		}
-		if (wait_child(pid) != 0) {
+		if (test_wait_child(pid) != 0) {
 			bad++;
 			break;	/* one hung child costs its alarm(); do not wait for 200 */
 		}

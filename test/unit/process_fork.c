@@ -100,17 +100,6 @@ static unsigned long map_pages(int n)
 }
 
 /* The child's status: 0, the failed check's number, or 1000 + signal. */
-static int wait_child(pid_t pid)
-{
-	int status;
-
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	if (WIFSIGNALED(status))
-		return 1000 + WTERMSIG(status);
-	return WEXITSTATUS(status);
-}
-
 /* ---- the child's own unmaps ---------------------------------------------------- */
 
 static int child_unmaps(struct rec_sub *s, unsigned long a, struct rec_sub *raw_sub,
@@ -178,7 +167,7 @@ TEST(child_unmap_invalidates)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(child_unmaps(&s, a, &raw_sub, raw));
-	expect_eq(wait_child(pid), 0);
+	expect_eq(test_wait_child(pid), 0);
 
 	/* Nothing of that reached the parent. */
 	expect_eq(calls_of(&s), 0);
@@ -269,7 +258,7 @@ TEST(fork_while_thread_in_callback)
 	assert_true(pid >= 0);
 	if (pid == 0)
 		_exit(child_after_blocked_fork(&blocked, u.a, &other, o));
-	expect_eq(wait_child(pid), 0);
+	expect_eq(test_wait_child(pid), 0);
 
 	/* The parent's period is untouched; the thread finishes once released. */
 	assert_eq(mmn_mm_get_stats(pmm, &st), 0);
@@ -349,7 +338,7 @@ static int malloc_fork_scenario(void)
 
 		if (pid == 0)
 			_exit(0);
-		if (pid < 0 || wait_child(pid) != 0)
+		if (pid < 0 || test_wait_child(pid) != 0)
 			return 6;
 	}
 	__atomic_store_n(&scenario_stop, true, __ATOMIC_RELEASE);
@@ -368,7 +357,7 @@ TEST(fork_while_threads_malloc)
 		execl(self_exe, self_exe, "--malloc-fork", (char *)NULL);
 		_exit(99);
 	}
-	status = wait_child(pid);
+	status = test_wait_child(pid);
 	if (status == 1000 + SIGALRM)
 		printf("  fork() deadlocked against a thread in malloc (killed after %d s)\n",
 		       SCENARIO_ALARM);
