@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it: installs what it needs, then builds and
 # runs every CTest test three times: a debug build (MMN_DEBUG=2: lock and tree
 # invariants checked after every change, warnings are errors), an ASan+UBSan
-# build and a TSan build; then fuzzes the core for 60 s (scripts/fuzz.sh).
+# build and a TSan build (and an alignment build, see below); then fuzzes
+# the core for 60 s (scripts/fuzz.sh).
 # Ends with one line: "total: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +50,21 @@ mkdir -p build
 run_suite debug -- -DCMAKE_BUILD_TYPE=Debug
 run_suite asan -- -DCMAKE_BUILD_TYPE=Debug -DMMN_SANITIZE=address,undefined
 run_suite tsan "${tsan_prefix[@]}" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_DEBUG=1 -DMMN_SANITIZE=thread
+
+# Alignment (issue 12): -march=x86-64-v3 lets gcc use 32-byte aligned AVX
+# moves, and UBSan's alignment check alone (not ASan, whose allocator returns
+# 64-aligned blocks) runs on glibc's allocator, which gives 16. Over-aligned
+# heap objects allocated without their alignment fail here. The spin model is
+# left out, as in every sanitizer build.
+if [ "$(uname -m)" != x86_64 ]; then
+	echo "=== align-v3: skipped: not an x86_64 machine ($(uname -m))"
+elif ! grep -qw avx2 /proc/cpuinfo || ! grep -qw bmi2 /proc/cpuinfo ||
+     ! grep -qw fma /proc/cpuinfo || ! grep -qw movbe /proc/cpuinfo; then
+	echo "=== align-v3: skipped: this CPU does not support x86-64-v3 (no avx2/bmi2/fma/movbe in /proc/cpuinfo)"
+else
+	run_suite align-v3 -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_SANITIZE=alignment \
+		-DCMAKE_C_FLAGS=-march=x86-64-v3 -DCMAKE_CXX_FLAGS=-march=x86-64-v3
+fi
 
 # Differential fuzzing of the core against the reference model, bounded
 # (MMN_FUZZ_SECONDS, default 60), under ASan and UBSan (clang).

@@ -10,6 +10,7 @@
 #define MMN_INTERNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "mmn.h"
 
@@ -43,6 +44,8 @@ MMN_HIDDEN int mmn_mm_test_set_seq(struct mmn_mm *mm, unsigned long seq);
 MMN_HIDDEN bool mmn_interval_notifier_test_in_tree(struct mmn_interval_notifier *sub);
 /* NULL if the domain's tree is sound, else what is broken. Takes the lock. */
 MMN_HIDDEN const char *mmn_mm_test_check(struct mmn_mm *mm);
+/* The alignment struct mmn_mm requires (mmn_mm_new must honour it). */
+MMN_HIDDEN size_t mmn_mm_test_alignment(void);
 /* Is the calling thread inside a callback of @mm (first pass or finish)? */
 MMN_HIDDEN bool mmn_test_in_callback(struct mmn_mm *mm);
 
