@@ -331,6 +331,41 @@ TEST(eviction_bytes)
 	env_free(&e);
 }
 
+/*
+ * The byte limit is inclusive: a cache filled exactly to it evicts nothing,
+ * one page more evicts exactly one region (catches "> limit" written ">=").
+ */
+TEST(eviction_bytes_exact_fill)
+{
+	struct mmn_rcache_config cfg = { .max_bytes = 16 * page };
+	struct mmn_rcache_reg *r;
+	struct mmn_rcache_stats st;
+	struct env e;
+
+	env_new(&e, 1, &cfg);
+	for (int i = 0; i < 4; i++) {
+		/* 4 pages each, 4-page gaps between them: no merging. */
+		assert_eq(mmn_rcache_get(e.cache, BASE + 8 * i * page, 4 * page, &r), 0);
+		mmn_rcache_put(r);
+	}
+	st = stats(e.cache);
+	expect_eq(st.regions, 4);
+	expect_eq(st.bytes, 16 * page);
+	expect_eq(st.evictions, 0);
+	expect_eq(st.misses, 4);
+	expect_eq(fake_live(e.fake[0]), 4);
+
+	assert_eq(mmn_rcache_get(e.cache, BASE + 32 * page, 4 * page, &r), 0);
+	mmn_rcache_put(r);
+	st = stats(e.cache);
+	expect_eq(st.regions, 4);
+	expect_eq(st.bytes, 16 * page);
+	expect_eq(st.evictions, 1);
+	expect_eq(st.misses, 5);
+	expect_eq(fake_live(e.fake[0]), 4);
+	env_free(&e);
+}
+
 TEST(stats_exact_hits)
 {
 	struct mmn_rcache_reg *r;
@@ -809,6 +844,7 @@ int main(void)
 	RUN(hint_after_reuse);
 	RUN(eviction_count_lru);
 	RUN(eviction_bytes);
+	RUN(eviction_bytes_exact_fill);
 	RUN(stats_exact_hits);
 	RUN(concurrent_hits_counted);
 	RUN(device_failure);

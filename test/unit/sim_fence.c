@@ -99,6 +99,63 @@ TEST(wait_until_times_out)
 	expect_eq(retired, 1);
 }
 
+static uint64_t monotonic_ns(void)
+{
+	struct timespec ts;
+
+	/* The clock itself, not mmn_sim_now_ns(): judge the sim from outside. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Deadlines under a millisecond: neither wait nor wait_until may return
+ * before the deadline, nor a poll say signalled (catches a fence that counts
+ * as signalled early, e.g. 1 ms before its deadline).
+ */
+TEST(short_deadlines_never_early)
+{
+	struct mmn_sim_fence f;
+	int early_wait = 0, early_until = 0, early_poll = 0, n = 0;
+
+	retired = 0;
+	mmn_sim_fence_init(&f);
+	for (uint64_t us = 50; us <= 950; us += 50) {
+		uint64_t deadline, after;
+
+		deadline = monotonic_ns() + us * 1000;
+		assert_eq(mmn_sim_fence_arm(&f, deadline, count_retire), 0);
+		/* A poll may say signalled only once the deadline has passed. */
+		if (mmn_sim_fence_is_signalled(&f) && monotonic_ns() < deadline)
+			early_poll++;
+		mmn_sim_fence_wait(&f);
+		after = monotonic_ns();
+		if (after < deadline) {
+			early_wait++;
+			fprintf(stderr, "    wait: %llu us deadline, returned %llu ns early\n",
+				(unsigned long long)us, (unsigned long long)(deadline - after));
+		}
+		expect_true(mmn_sim_fence_is_signalled(&f));
+
+		deadline = monotonic_ns() + us * 1000;
+		assert_eq(mmn_sim_fence_arm(&f, deadline, count_retire), 0);
+		expect_eq(mmn_sim_fence_wait_until(&f, deadline + FAR_AWAY), 0);
+		after = monotonic_ns();
+		if (after < deadline) {
+			early_until++;
+			fprintf(stderr, "    wait_until: %llu us deadline, returned %llu ns early\n",
+				(unsigned long long)us, (unsigned long long)(deadline - after));
+		}
+		expect_true(mmn_sim_fence_is_signalled(&f));
+		n += 2;
+	}
+	expect_eq(early_wait, 0);
+	expect_eq(early_until, 0);
+	expect_eq(early_poll, 0);
+	expect_eq(retired, n);
+	expect_eq(n, 38);
+}
+
 /* ---- many waiters -------------------------------------------------------- */
 
 #define WAITERS 8
@@ -252,6 +309,7 @@ int main(void)
 	RUN(wait_sleeps_until_deadline);
 	RUN(arm_pending_is_busy_and_rearm_works);
 	RUN(wait_until_times_out);
+	RUN(short_deadlines_never_early);
 	RUN(expedite_wakes_every_sleeper);
 	RUN(retire_runs_once_under_races);
 	RUN(expedite_during_sleep);
