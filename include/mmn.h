@@ -124,6 +124,12 @@ enum mmn_event {
  * @event: why (enum mmn_event)
  * @owner: opaque cookie of the agent causing the invalidation (NULL if none);
  *	   lets a device ignore invalidations it caused itself (migration)
+ *
+ * The remaining fields are private: while the range's region is open they
+ * link it into the opening thread's list of open regions, which is how
+ * mmn_invalidate_range_end() tells a matched _end from an unmatched one. So a
+ * region must be ended through the same struct that started it, and one
+ * struct holds at most one open region at a time.
  */
 struct mmn_range {
 	struct mmn_mm *mm;
@@ -132,6 +138,9 @@ struct mmn_range {
 	unsigned int flags;
 	enum mmn_event event;
 	void *owner;
+	/* private: */
+	struct mmn_range *open_next;
+	struct mmn_mm *open_mm;
 };
 
 /**

@@ -167,8 +167,17 @@ struct cb_frame {
 	struct cb_frame *prev;
 };
 static __thread struct cb_frame *cb_top __attribute__((tls_model("initial-exec")));
-/* Regions this thread opened and has not ended yet (any domain): for fork. */
-static __thread unsigned long open_regions __attribute__((tls_model("initial-exec")));
+/*
+ * The regions this thread opened with a start call and has not ended yet, on
+ * any domain, newest first: an intrusive list through the private fields of
+ * struct mmn_range (open_next, and open_mm, the domain it was opened on).
+ * mmn_invalidate_range_end() closes a region only if its range is on the
+ * calling thread's list, so an unmatched _end (after -EAGAIN, a second _end,
+ * an _end from another thread) is refused instead of closing a region that
+ * some other thread opened. Linking and unlinking allocate nothing; the list
+ * is as long as the thread's nesting, so a search is a few loads.
+ */
+static __thread struct mmn_range *open_top __attribute__((tls_model("initial-exec")));
 /* This thread's fork took the domain locks in the atfork prepare handler. */
 static __thread bool atfork_locked __attribute__((tls_model("initial-exec")));
 
@@ -176,6 +185,31 @@ static bool in_callback(struct mmn_mm *mm)
 {
 	for (struct cb_frame *f = cb_top; f; f = f->prev)
 		if (f->mm == mm)
+			return true;
+	return false;
+}
+
+/* The link that points at @range on this thread's open list, or NULL. */
+static struct mmn_range **open_find(const struct mmn_range *range)
+{
+	for (struct mmn_range **link = &open_top; *link; link = &(*link)->open_next)
+		if (*link == range)
+			return link;
+	return NULL;
+}
+
+/*
+ * Does the calling thread keep @mm's period from ending? It does while it
+ * runs a callback of @mm or has a region of @mm open: a period ends only when
+ * its last open region does. Waiting for that period here would never end
+ * (D6).
+ */
+static bool holds_period(struct mmn_mm *mm)
+{
+	if (in_callback(mm))
+		return true;
+	for (const struct mmn_range *r = open_top; r; r = r->open_next)
+		if (r->open_mm == mm)
 			return true;
 	return false;
 }
@@ -197,9 +231,23 @@ static void mm_unlock(struct mmn_mm *mm)
 	pthread_mutex_unlock(&mm->lock);
 }
 
-/* Sleep on the domain's wait queue; the caller holds the lock. */
+/*
+ * Sleep on the domain's wait queue; the caller holds the lock.
+ *
+ * Not a cancellation point: pthread_cond_wait() is one, and a thread
+ * cancelled in it dies holding mm->lock (and counted in nr_waiters), which
+ * hangs the next invalidation. Disabling cancellation around the wait, rather
+ * than a cleanup handler, also keeps remove()'s promise: it returns only with
+ * the notifier out of the tree, and a cancelled remove would leave the caller
+ * unable to tell whether it may free the notifier. A cancel that arrives
+ * meanwhile stays pending and acts at the caller's next cancellation point.
+ * pthread_setcancelstate() allocates nothing and takes no lock.
+ */
 static void mm_wait(struct mmn_mm *mm)
 {
+	int cancel_state;
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 #if MMN_DEBUG
 	__atomic_store_n(&mm->owned, false, __ATOMIC_RELAXED);
 #endif
@@ -208,6 +256,7 @@ static void mm_wait(struct mmn_mm *mm)
 	mm->owner = pthread_self();
 	__atomic_store_n(&mm->owned, true, __ATOMIC_RELAXED);
 #endif
+	pthread_setcancelstate(cancel_state, NULL);
 }
 
 #if MMN_DEBUG
@@ -308,7 +357,7 @@ void mmn_fork_lock_all(void)
 
 void mmn_fork_unlock_all(bool child)
 {
-	bool was_open = cb_top || open_regions;
+	bool was_open = cb_top || open_top;
 
 	if (!child) {
 		for (struct mmn_mm *mm = domains; mm; mm = mm->fork_next)
@@ -327,8 +376,9 @@ void mmn_fork_unlock_all(bool child)
 		}
 	}
 	pthread_mutex_init(&domains_lock, NULL);
+	/* Those regions were closed by the quiescing: their _end is unmatched. */
 	cb_top = NULL;
-	open_regions = 0;
+	open_top = NULL;
 	if (was_open)
 		mmn_log_error(NULL, "fork() inside an open invalidation region: every domain of the child was quiesced",
 			      NULL, 0, 0);
@@ -451,6 +501,8 @@ void mmn_range_init(struct mmn_range *range, enum mmn_event event,
 	range->flags = flags;
 	range->event = event;
 	range->owner = NULL;
+	range->open_next = NULL;
+	range->open_mm = NULL;
 }
 
 /* D2: exactly one of invalidate / (invalidate_start + invalidate_finish). */
@@ -556,8 +608,11 @@ int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub)
 			sub_set_state(sub, SUB_NONE);
 			break;
 		}
-		if (in_callback(mm)) {
-			/* D6: the period cannot end while we are inside it. */
+		if (holds_period(mm)) {
+			/*
+			 * D6: the period cannot end while this thread is inside
+			 * a callback of it or has a region of it open.
+			 */
 			ret = -EDEADLK;
 			break;
 		}
@@ -622,6 +677,9 @@ unsigned long mmn_interval_read_begin(struct mmn_interval_notifier *sub)
 
 	if (in_callback(mm))
 		mmn_fatal(mm, "mmn_interval_read_begin from a callback would wait for its own invalidation",
+			  sub);
+	if (holds_period(mm))
+		mmn_fatal(mm, "mmn_interval_read_begin with a region of the domain open on this thread would wait for its own invalidation",
 			  sub);
 	mm_lock(mm);
 	if (mm->invalidate_seq == seq) {
@@ -717,12 +775,18 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 	struct mmn_itree_node *node;
 	unsigned long cur_seq;
 	uint64_t called = 0, finished = 0;
-	int ret = 0;
+	int ret = 0, cancel_state;
 
 	node = inv_start_range(mm, range, &cur_seq);
 	if (!node)
 		return 0;
 
+	/*
+	 * No cancellation inside the walk: a thread cancelled in a callback (a
+	 * condition wait, the log hook's write) would leave its region open and
+	 * the period could never end. A pending cancel acts after the walk.
+	 */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	cb_top = &frame;
 	for (; node; node = itree_next(node, start, last)) {
 		struct mmn_interval_notifier *sub =
@@ -764,6 +828,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 		finished++;
 	}
 	cb_top = frame.prev;
+	pthread_setcancelstate(cancel_state, NULL);
 
 	count(&mm->walk.notifiers_called, called);
 	count(&mm->walk.finishes, finished);
@@ -777,17 +842,33 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 
 static int range_start(struct mmn_range *range, bool blockable)
 {
+	struct mmn_range **link;
 	int ret;
 
 	if (!range || !range->mm || range->start >= range->end)
 		return -EINVAL;
+	if (open_find(range)) {
+		/* Linking it twice would make this thread's list a cycle. */
+		mmn_log_error(range->mm, "mmn_invalidate_range_start: range already open on this thread",
+			      NULL, range->start, range->end);
+		return -EBUSY;
+	}
 	if (blockable)
 		range->flags |= MMN_RANGE_BLOCKABLE;
 	else
 		range->flags &= ~MMN_RANGE_BLOCKABLE;
+	/* Linked before the walk: a callback's nested start may end first. */
+	range->open_mm = range->mm;
+	range->open_next = open_top;
+	open_top = range;
 	ret = itree_invalidate(range->mm, range);
-	if (!ret)
-		open_regions++;
+	if (ret) {
+		/* The walk closed the region. */
+		link = open_find(range);
+		*link = range->open_next;
+		range->open_next = NULL;
+		range->open_mm = NULL;
+	}
 	return ret;
 }
 
@@ -803,14 +884,30 @@ int mmn_invalidate_range_start_nonblock(struct mmn_range *range)
 
 void mmn_invalidate_range_end(struct mmn_range *range)
 {
+	struct mmn_range **link;
+	struct mmn_mm *mm;
+
 	if (!range || !range->mm) {
 		mmn_log_error(NULL, "mmn_invalidate_range_end: NULL range or domain",
 			      NULL, 0, 0);
 		return;
 	}
-	if (open_regions)
-		open_regions--;
-	inv_end(range->mm, range);
+	link = open_find(range);
+	if (!link) {
+		/*
+		 * Not opened by this thread, or closed already (by -EAGAIN,
+		 * an earlier _end, a fork): closing "a" region of the domain
+		 * would end another thread's. Warn and change nothing.
+		 */
+		mmn_warn(range->mm, "mmn_invalidate_range_end without an open region on this thread",
+			 NULL, range->start, range->end);
+		return;
+	}
+	mm = range->open_mm;
+	*link = range->open_next;
+	range->open_next = NULL;
+	range->open_mm = NULL;
+	inv_end(mm, range);
 }
 
 void mmn_mm_release(struct mmn_mm *mm)

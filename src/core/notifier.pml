@@ -60,8 +60,12 @@
  * - Memory is sequentially consistent. The acquire/release argument of the
  *   fast path is in docs/DESIGN.md; the model checks the interleavings and
  *   the order of the two loads (MUT=7 reverses it: stale install).
- * - Spurious wake-ups, D6 (-EDEADLK/abort from a callback), blockable
- *   callbacks returning false, stats and logging are not modelled.
+ * - Spurious wake-ups, D6 (-EDEADLK/abort from a callback, or with a region
+ *   of the domain open on the calling thread), blockable callbacks
+ *   returning false, stats and logging are not modelled. Neither are the
+ *   per-thread checks that refuse an unmatched _end before it takes the
+ *   lock, nor thread cancellation (disabled across the waits and the walk):
+ *   the model's threads always pair start and _end and never die.
  *
  * Properties
  * ----------

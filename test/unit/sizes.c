@@ -28,7 +28,7 @@ _Static_assert(offsetof(struct mmn_finish, next) == 0, "mmn_finish.next");
 _Static_assert(offsetof(struct mmn_finish, notifier) == 8, "mmn_finish.notifier");
 
 /* Filled in by users (or by mmn_range_init). */
-_Static_assert(sizeof(struct mmn_range) == 40, "mmn_range size");
+_Static_assert(sizeof(struct mmn_range) == 56, "mmn_range size");
 _Static_assert(offsetof(struct mmn_range, mm) == 0, "mmn_range.mm");
 _Static_assert(offsetof(struct mmn_range, start) == 8, "mmn_range.start");
 _Static_assert(offsetof(struct mmn_range, end) == 16, "mmn_range.end");
@@ -64,7 +64,7 @@ TEST(sizes_pinned)
 {
 	CHECK("sizeof(struct mmn_interval_notifier)", sizeof(struct mmn_interval_notifier), 104);
 	CHECK("sizeof(struct mmn_finish)", sizeof(struct mmn_finish), 16);
-	CHECK("sizeof(struct mmn_range)", sizeof(struct mmn_range), 40);
+	CHECK("sizeof(struct mmn_range)", sizeof(struct mmn_range), 56);
 	CHECK("offsetof(struct mmn_range, mm)", offsetof(struct mmn_range, mm), 0);
 	CHECK("offsetof(struct mmn_range, start)", offsetof(struct mmn_range, start), 8);
 	CHECK("offsetof(struct mmn_range, end)", offsetof(struct mmn_range, end), 16);
