@@ -216,7 +216,9 @@ struct mmn_finish {
  * insert is deferred until the period ends) and may start nested
  * invalidations of the same domain. They must not wait for the period they
  * run in: mmn_interval_notifier_remove() then returns -EDEADLK and
- * mmn_interval_read_begin() aborts.
+ * mmn_interval_read_begin() aborts. They run with thread cancellation
+ * disabled (a cancelled walk would leave its region open for ever); a cancel
+ * requested meanwhile acts after mmn_invalidate_range_start*() returns.
  */
 struct mmn_interval_notifier_ops {
 	bool (*invalidate)(struct mmn_interval_notifier *sub,
@@ -289,8 +291,12 @@ MMN_API int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
  * ends. On return no callback of @sub runs or will run, and @sub may be freed
  * or inserted again.
  *
- * Context: may block. Must not be called from a callback of the same domain
- * when it would have to wait: that returns -EDEADLK instead of hanging.
+ * Context: may block. Must not be called, when it would have to wait, by a
+ * thread that holds the period open itself: from a callback of the same
+ * domain, or between its own mmn_invalidate_range_start*() and _end on that
+ * domain. That returns -EDEADLK instead of hanging. The wait is not a
+ * cancellation point: a pthread_cancel() of the waiting thread takes effect
+ * after the removal is complete, at the caller's next cancellation point.
  * Return: 0; -EINVAL if @sub is NULL, not inserted, or already being removed;
  * -EDEADLK (and @sub stays inserted) as above.
  */
@@ -305,9 +311,13 @@ MMN_API int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub);
  * period ends. Then returns the notifier's sequence, to be passed to
  * mmn_interval_read_retry() once the device mapping is ready to install.
  *
- * Context: may block. Called from a callback of the same domain while it would
- * have to wait, it reports through the log hook and calls abort(). On a
- * notifier that is not inserted it logs an error and returns without waiting.
+ * Context: may block. Called while it would have to wait by a thread that
+ * holds the period open itself (from a callback of the same domain, or
+ * between its own start and _end on that domain), it reports through the log
+ * hook and calls abort(). On a notifier that is not inserted it logs an error
+ * and returns without waiting. The wait is not a cancellation point: a
+ * pthread_cancel() of the waiting thread takes effect after the wait, at the
+ * caller's next cancellation point.
  * Return: an odd sequence value.
  */
 MMN_API unsigned long mmn_interval_read_begin(struct mmn_interval_notifier *sub);
@@ -383,11 +393,18 @@ mmn_interval_notifier_mm(const struct mmn_interval_notifier *sub)
  * region stays open, keeping the domain's period odd when something was hit,
  * until mmn_invalidate_range_end().
  *
+ * The region belongs to the calling thread: end it on this thread, through
+ * this same struct. Between start and _end, the thread must not wait for the
+ * period it holds (see mmn_interval_notifier_remove()), and if the code there
+ * has cancellation points, a cleanup handler should call _end.
+ *
  * Context: blocks for as long as the callbacks do. Allocates nothing, prints
  * nothing, takes only the domain lock (never across a callback): safe inside
- * free() and inside a munmap hook.
+ * free() and inside a munmap hook. Not a cancellation point: cancellation is
+ * disabled while callbacks run.
  * Return: 0; -EINVAL if @range or @range->mm is NULL or @range is empty
- * (start >= end): nothing is then recorded and _end must not be called.
+ * (start >= end): nothing is then recorded and _end must not be called;
+ * -EBUSY (and an error is logged) if @range is open already on this thread.
  */
 MMN_API int mmn_invalidate_range_start(struct mmn_range *range);
 
@@ -400,7 +417,7 @@ MMN_API int mmn_invalidate_range_start(struct mmn_range *range);
  * run, and the region is closed by the core.
  *
  * Return: 0 (call _end later); -EAGAIN (do not change the range, do not call
- * _end); -EINVAL as for mmn_invalidate_range_start().
+ * _end); -EINVAL and -EBUSY as for mmn_invalidate_range_start().
  */
 MMN_API int mmn_invalidate_range_start_nonblock(struct mmn_range *range);
 
@@ -412,8 +429,13 @@ MMN_API int mmn_invalidate_range_start_nonblock(struct mmn_range *range);
  * domain's sequence advances, deferred inserts and removals are applied in
  * call order, and waiters wake.
  *
- * Context: on the thread that called the start. Takes the domain lock. A call
- * with no open region is counted as a warning and otherwise ignored.
+ * Context: on the thread that called the start, with the struct it started.
+ * Takes the domain lock. An unmatched call -- @range is not open on this
+ * thread: after -EAGAIN or -EINVAL, a second _end, an _end on another thread,
+ * or after fork() in the child -- is counted as a warning, reported through
+ * the log hook (on the calling thread, with @range's addresses) and
+ * otherwise ignored: it never closes another thread's region. Not a
+ * cancellation point.
  */
 MMN_API void mmn_invalidate_range_end(struct mmn_range *range);
 
