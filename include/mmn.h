@@ -526,7 +526,8 @@ typedef void mmn_log_fn(const struct mmn_log_record *rec, void *arg);
  *
  * The hook may be called from any thread, from inside an invalidation and so
  * from inside free(): it must not allocate or take locks that the code calling
- * free() may hold. By default no hook is set, unless the environment variable
+ * free() may hold. It runs with thread cancellation disabled (reporters may
+ * hold locks), so a write(2) in it is not a cancellation point. By default no hook is set, unless the environment variable
  * MMN_LOG=stderr installs mmn_log_stderr when the library loads. If the
  * environment variable MMN_ABORT_ON_WARN=1, the first warning aborts after it
  * is reported.

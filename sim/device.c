@@ -409,9 +409,17 @@ static void engine_access(struct mmn_sim_engine *eng, unsigned long va, bool wri
 		}
 		ret = engine_translate(eng, va, &host, &pfn, &b);
 		if (!ret) {
+			int cancel_state;
+
 			sim_inc(&eng->c.accesses);
+			/*
+			 * The user's access runs under eng->lock: no cancellation
+			 * there, or a TLB flush (a fence's retire) would hang.
+			 */
+			pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 			eng->ops->access(eng, eng->arg, va,
 					 (char *)host + (va & ~SIM_PAGE_MASK), pfn, write);
+			pthread_setcancelstate(cancel_state, NULL);
 			pthread_mutex_unlock(&eng->lock);
 			return;
 		}

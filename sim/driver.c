@@ -59,8 +59,18 @@ void sim_trace(struct mmn_sim_binding *b, enum mmn_sim_event_type type,
 		.end = end,
 	};
 
-	if (cfg->trace)
-		cfg->trace(cfg->trace_arg, &ev);
+	int cancel_state;
+
+	if (!cfg->trace)
+		return;
+	/*
+	 * The fault path calls this under dev->notifier_lock: a trace hook
+	 * that reaches a cancellation point (stdio, write) must not let the
+	 * thread die holding it, or every later invalidation callback hangs.
+	 */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+	cfg->trace(cfg->trace_arg, &ev);
+	pthread_setcancelstate(cancel_state, NULL);
 }
 
 void sim_clamp(const struct mmn_sim_binding *b, const struct mmn_range *range,

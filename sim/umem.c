@@ -206,12 +206,17 @@ static bool any_mapped(struct mmn_sim_umem *um, unsigned long first, unsigned lo
 	return false;
 }
 
-static int range_open(struct mmn_sim_umem *um, struct mmn_range *range,
-		      enum mmn_event event, unsigned long first, unsigned long last)
+/*
+ * Open a region; true if it is open and must be ended. A start that fails
+ * opened nothing, and an _end for it would be unmatched: callers end only
+ * what this says is open.
+ */
+static bool range_open(struct mmn_sim_umem *um, struct mmn_range *range,
+		       enum mmn_event event, unsigned long first, unsigned long last)
 {
 	mmn_range_init(range, event, 0, um->mm, page_addr(um, first), page_addr(um, last));
 	sim_inc(&um->st.invalidations);
-	return mmn_invalidate_range_start(range);
+	return mmn_invalidate_range_start(range) == 0;
 }
 
 /*
@@ -276,6 +281,7 @@ static int umem_change(struct mmn_sim_umem *um, unsigned long addr, unsigned lon
 {
 	unsigned long first, last;
 	struct mmn_range range;
+	bool open;
 	int ret;
 
 	ret = umem_range(um, addr, len, &first, &last);
@@ -284,10 +290,11 @@ static int umem_change(struct mmn_sim_umem *um, unsigned long addr, unsigned lon
 	pthread_rwlock_wrlock(&um->mmap_lock);
 	if (!any_mapped(um, first, last))
 		goto out;
-	range_open(um, &range, event, first, last);
+	open = range_open(um, &range, event, first, last);
 	inval_done(um, first, last, true);
 	ret = for_runs(um, first, last, PAGE_CHANGING, fn);
-	mmn_invalidate_range_end(&range);
+	if (open)
+		mmn_invalidate_range_end(&range);
 	sim_inc(event == MMN_EVENT_UNMAP ? &um->st.munmaps : &um->st.dontneeds);
 out:
 	pthread_rwlock_unlock(&um->mmap_lock);
@@ -352,7 +359,7 @@ int mmn_sim_umem_mmap(struct mmn_sim_umem *um, unsigned long addr, unsigned long
 {
 	unsigned long first, last;
 	struct mmn_range range;
-	bool replacing;
+	bool replacing, open = false;
 	int ret;
 
 	ret = umem_range(um, addr, len, &first, &last);
@@ -362,13 +369,13 @@ int mmn_sim_umem_mmap(struct mmn_sim_umem *um, unsigned long addr, unsigned long
 	/* mmap(MAP_FIXED) over a mapping unmaps it first: invalidate that. */
 	replacing = any_mapped(um, first, last);
 	if (replacing) {
-		range_open(um, &range, MMN_EVENT_UNMAP, first, last);
+		open = range_open(um, &range, MMN_EVENT_UNMAP, first, last);
 		inval_done(um, first, last, true);
 		ret = for_runs(um, first, last, PAGE_CHANGING, run_replace);
 	}
 	if (!ret)
 		ret = for_runs(um, first, last, PAGE_UNMAPPED, run_fill);
-	if (replacing)
+	if (open)
 		mmn_invalidate_range_end(&range);
 	sim_inc(&um->st.mmaps);
 	pthread_rwlock_unlock(&um->mmap_lock);
@@ -395,7 +402,7 @@ int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from, unsigned lo
 {
 	unsigned long sfirst, slast, dfirst, dlast, n;
 	struct mmn_range srange, drange;
-	bool moving = false;
+	bool moving = false, sopen, dopen;
 	int ret;
 
 	ret = umem_range(um, from, len, &sfirst, &slast);
@@ -413,8 +420,8 @@ int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from, unsigned lo
 	if (!moving)
 		goto out;
 	/* The destination's pages go away, and the source's move. */
-	range_open(um, &drange, MMN_EVENT_UNMAP, dfirst, dlast);
-	range_open(um, &srange, MMN_EVENT_UNMAP, sfirst, slast);
+	dopen = range_open(um, &drange, MMN_EVENT_UNMAP, dfirst, dlast);
+	sopen = range_open(um, &srange, MMN_EVENT_UNMAP, sfirst, slast);
 	for (unsigned long k = 0; k < n; k++) {
 		unsigned long s = sfirst + k, d = dfirst + k;
 
@@ -450,8 +457,10 @@ int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from, unsigned lo
 		if (page_state(um, d) == PAGE_CHANGING)
 			sim_store(&um->pages[d].state, PAGE_MAPPED);
 	}
-	mmn_invalidate_range_end(&srange);
-	mmn_invalidate_range_end(&drange);
+	if (sopen)
+		mmn_invalidate_range_end(&srange);
+	if (dopen)
+		mmn_invalidate_range_end(&drange);
 	sim_inc(&um->st.mremaps);
 out:
 	pthread_rwlock_unlock(&um->mmap_lock);
@@ -462,15 +471,17 @@ int mmn_sim_umem_protect(struct mmn_sim_umem *um, unsigned long addr, unsigned l
 {
 	unsigned long first, last;
 	struct mmn_range range;
+	bool open;
 	int ret;
 
 	ret = umem_range(um, addr, len, &first, &last);
 	if (ret)
 		return ret;
 	pthread_rwlock_rdlock(&um->mmap_lock);
-	range_open(um, &range, MMN_EVENT_PROTECTION_PAGE, first, last);
+	open = range_open(um, &range, MMN_EVENT_PROTECTION_PAGE, first, last);
 	inval_done(um, first, last, false);
-	mmn_invalidate_range_end(&range);
+	if (open)
+		mmn_invalidate_range_end(&range);
 	sim_inc(&um->st.protects);
 	pthread_rwlock_unlock(&um->mmap_lock);
 	return 0;

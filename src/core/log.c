@@ -49,13 +49,24 @@ void mmn_set_log_fn(mmn_log_fn *fn, void *arg)
 	pthread_mutex_unlock(&hook_setter);
 }
 
+/*
+ * The hook is called with cancellation disabled: reporters call it with
+ * their own locks held (a layer's init lock, a cache lock), and a hook that
+ * writes (mmn_log_stderr's write(2)) is a cancellation point, where a
+ * cancelled thread would die holding them. A pending cancel acts at the
+ * reporter's caller's next cancellation point.
+ */
 void mmn_log(const struct mmn_log_record *rec)
 {
 	unsigned int i = __atomic_load_n(&hook_index, __ATOMIC_ACQUIRE);
 	mmn_log_fn *fn = __atomic_load_n(&hooks[i].fn, __ATOMIC_RELAXED);
+	int cancel_state;
 
-	if (fn)
-		fn(rec, __atomic_load_n(&hooks[i].arg, __ATOMIC_RELAXED));
+	if (!fn)
+		return;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+	fn(rec, __atomic_load_n(&hooks[i].arg, __ATOMIC_RELAXED));
+	pthread_setcancelstate(cancel_state, NULL);
 }
 
 static void log_at(enum mmn_log_level level, struct mmn_mm *mm, const char *what,

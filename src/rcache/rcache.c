@@ -531,6 +531,7 @@ static bool rc_invalidate_start(struct mmn_interval_notifier *sub, const struct 
 			return false;
 		}
 		c->st.invalidate_waits++;
+		/* A callback: the core runs it with cancellation disabled. */
 		pthread_cond_wait(&c->cond, &c->lock);
 	}
 	if (!blockable) {
@@ -637,6 +638,22 @@ static void rc_put_refs(struct rc_region *r, uint64_t sub)
 
 	if (unlikely((v & (REF_INVALID | REF_COUNT_MASK)) == REF_INVALID))
 		rc_put_last(r);
+	/*
+	 * The count was below @sub: a put of a registration nobody holds (a
+	 * second put). The borrow changed the bits above the count; adding
+	 * @sub back restores them exactly. Left alone it would look held by
+	 * 2^24 - 1 holders, and neither evict nor ever be collected.
+	 */
+	if (unlikely((v & REF_COUNT_MASK) > REF_COUNT_MASK - sub)) {
+		struct mmn_log_record rec = {
+			.level = MMN_LOG_ERROR, .mm = r->cache->mm,
+			.what = "mmn_rcache_put: registration not held (put twice?); ignored",
+			.start = r->start, .end = r->end,
+		};
+
+		__atomic_add_fetch(&r->refs, sub, __ATOMIC_ACQ_REL);
+		mmn_log(&rec);
+	}
 }
 
 /* Undo a reference taken on a region that turned out not to cover the request. */
@@ -944,6 +961,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 {
 	struct rc_region *batch = NULL;
 	struct rc_link *l;
+	int cancel_state;
 
 	if (!c)
 		return 0;
@@ -956,7 +974,12 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 			return -EBUSY;
 		}
 	}
-	/* Invalidations still finishing on other threads. */
+	/*
+	 * Invalidations still finishing on other threads. Not a cancellation
+	 * point: a thread cancelled in the wait would die holding c->lock, and
+	 * every callback of the cache would then hang.
+	 */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	for (l = c->all.next; l != &c->all;) {
 		if (rc_state(all_region(l)) == RC_DEREG) {
 			pthread_cond_wait(&c->cond, &c->lock);
@@ -965,6 +988,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 		}
 		l = l->next;
 	}
+	pthread_setcancelstate(cancel_state, NULL);
 	while (c->lru.next != &c->lru) {
 		struct rc_region *r = lru_region(c->lru.next);
 

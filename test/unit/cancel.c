@@ -184,10 +184,51 @@ TEST(cancel_state_restored)
 	destroy_mm(mm);
 }
 
+/*
+ * The log hook is not a cancellation point: reporters may hold locks of their
+ * own around mmn_log(). A hook that reaches a cancellation point with a cancel
+ * pending returns; the thread dies at its own next one.
+ */
+static bool hook_returned;	/* atomic */
+
+static void testcancel_hook(const struct mmn_log_record *rec, void *arg)
+{
+	(void)rec;
+	(void)arg;
+	pthread_testcancel();
+	flag_set(&hook_returned, true);
+}
+
+static void *log_under_cancel_main(void *arg)
+{
+	struct mmn_log_record rec = { .level = MMN_LOG_INFO, .what = "cancel test" };
+
+	(void)arg;
+	pthread_cancel(pthread_self());		/* pending: deferred type */
+	mmn_log(&rec);
+	pthread_testcancel();
+	return NULL;
+}
+
+TEST(log_hook_not_a_cancellation_point)
+{
+	void *exit_value = NULL;
+	pthread_t t;
+
+	flag_set(&hook_returned, false);
+	mmn_set_log_fn(testcancel_hook, NULL);
+	assert_eq(pthread_create(&t, NULL, log_under_cancel_main, NULL), 0);
+	assert_eq(pthread_join(t, &exit_value), 0);
+	mmn_set_log_fn(NULL, NULL);
+	expect_eq_ptr(exit_value, PTHREAD_CANCELED);
+	expect_true(flag_get(&hook_returned));
+}
+
 int main(void)
 {
 	RUN(cancel_in_read_begin);
 	RUN(cancel_in_remove);
 	RUN(cancel_state_restored);
+	RUN(log_hook_not_a_cancellation_point);
 	return test_report();
 }

@@ -41,6 +41,7 @@ static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
 static int block_type = -1;
 static int blocked;		/* a thread reached the hook */
 static int go;			/* let it continue */
+static int testcancel_type = -1;	/* the hook is a cancellation point for it */
 
 static void log_clear(void)
 {
@@ -67,6 +68,8 @@ static void trace(void *arg, const struct mmn_sim_event *ev)
 	log_len += (size_t)snprintf(log_buf + log_len, sizeof(log_buf) - log_len, "d%u:%s ",
 				    ev->dev_id, mmn_sim_event_name(ev->type));
 	pthread_mutex_unlock(&log_lock);
+	if ((int)ev->type == __atomic_load_n(&testcancel_type, __ATOMIC_RELAXED))
+		pthread_testcancel();
 
 	pthread_mutex_lock(&gate_lock);
 	if ((int)ev->type == block_type) {
@@ -974,6 +977,74 @@ TEST(release_tears_down_every_binding)
 	env_teardown(&e);
 }
 
+/*
+ * A trace hook that reaches a cancellation point under the driver's notifier
+ * lock (the INSTALL event of a fault) must not let the faulting thread die
+ * holding it: later invalidation callbacks take that lock (issue 12 sweep).
+ */
+struct cancel_fault {
+	struct mmn_sim_binding *b;
+	int ret;
+	bool returned;
+};
+
+static void *cancel_fault_main(void *arg)
+{
+	struct cancel_fault *f = arg;
+
+	pthread_cancel(pthread_self());		/* pending until a cancellation point */
+	f->ret = mmn_sim_binding_populate(f->b);
+	__atomic_store_n(&f->returned, true, __ATOMIC_RELEASE);
+	pthread_testcancel();
+	return NULL;
+}
+
+struct inv_job {
+	struct env *e;
+	int ret;
+	bool done;
+};
+
+static void *inv_job_main(void *arg)
+{
+	struct inv_job *j = arg;
+
+	j->ret = invalidate(j->e, 0, BIND_PAGES);
+	__atomic_store_n(&j->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+TEST(trace_hook_cancel_under_notifier_lock)
+{
+	struct env e;
+	struct cancel_fault f = { .ret = 12345 };
+	struct inv_job j = { .e = &e, .ret = 12345 };
+	void *exit_value = NULL;
+	pthread_t t;
+
+	env_setup(&e, MMN_SIM_DRIVER_USERPTR, false, 0, 1, MMN_SIM_DEV_FAULT, false, 0);
+	f.b = e.b[0];
+	__atomic_store_n(&testcancel_type, (int)MMN_SIM_EV_INSTALL, __ATOMIC_RELAXED);
+	assert_eq(pthread_create(&t, NULL, cancel_fault_main, &f), 0);
+	assert_eq(pthread_join(t, &exit_value), 0);
+	__atomic_store_n(&testcancel_type, -1, __ATOMIC_RELAXED);
+	expect_eq_ptr(exit_value, PTHREAD_CANCELED);
+	expect_true(__atomic_load_n(&f.returned, __ATOMIC_ACQUIRE));
+	expect_eq(f.ret, 0);
+	expect_eq(bstats(e.b[0]).installs, 1);
+
+	/* The invalidation's callback takes the notifier lock: must not hang. */
+	assert_eq(pthread_create(&t, NULL, inv_job_main, &j), 0);
+	if (!wait_until(__atomic_load_n(&j.done, __ATOMIC_ACQUIRE), 10000)) {
+		test_fail_at(__FILE__, __LINE__);
+		fprintf(stderr, "    the invalidation hangs: the cancelled fault left the notifier lock held\n");
+		test_exit_now();
+	}
+	pthread_join(t, NULL);
+	expect_eq(j.ret, 0);
+	env_teardown(&e);
+}
+
 int main(void)
 {
 	RUN(userptr_two_pass_starts_all_then_waits);
@@ -996,5 +1067,6 @@ int main(void)
 	RUN(preempting_idle_engines_does_nothing);
 	RUN(errors);
 	RUN(release_tears_down_every_binding);
+	RUN(trace_hook_cancel_under_notifier_lock);
 	return test_report();
 }
