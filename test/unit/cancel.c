@@ -199,13 +199,19 @@ static void testcancel_hook(const struct mmn_log_record *rec, void *arg)
 	flag_set(&hook_returned, true);
 }
 
-static void *log_under_cancel_main(void *arg)
+/* Its own frame: the cancellation below unwinds no instrumented locals (ASan). */
+static __attribute__((noinline)) void log_one(void)
 {
 	struct mmn_log_record rec = { .level = MMN_LOG_INFO, .what = "cancel test" };
 
+	mmn_log(&rec);
+}
+
+static void *log_under_cancel_main(void *arg)
+{
 	(void)arg;
 	pthread_cancel(pthread_self());		/* pending: deferred type */
-	mmn_log(&rec);
+	log_one();
 	pthread_testcancel();
 	return NULL;
 }
