@@ -394,7 +394,8 @@ mmn_interval_notifier_mm(const struct mmn_interval_notifier *sub)
  * until mmn_invalidate_range_end().
  *
  * The region belongs to the calling thread: end it on this thread, through
- * this same struct. Between start and _end, the thread must not wait for the
+ * this same struct, which must stay valid until then (it is linked into the
+ * thread's list of open regions). Between start and _end, the thread must not wait for the
  * period it holds (see mmn_interval_notifier_remove()), and if the code there
  * has cancellation points, a cleanup handler should call _end.
  *

@@ -887,12 +887,13 @@ void mmn_invalidate_range_end(struct mmn_range *range)
 	struct mmn_range **link;
 	struct mmn_mm *mm;
 
-	if (!range || !range->mm) {
+	/* Open on this thread: closed on the domain it was opened on. */
+	link = range ? open_find(range) : NULL;
+	if (!link && (!range || !range->mm)) {
 		mmn_log_error(NULL, "mmn_invalidate_range_end: NULL range or domain",
 			      NULL, 0, 0);
 		return;
 	}
-	link = open_find(range);
 	if (!link) {
 		/*
 		 * Not opened by this thread, or closed already (by -EAGAIN,

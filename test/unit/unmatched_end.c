@@ -376,10 +376,37 @@ TEST(out_of_order_ends_on_one_thread)
 	mmn_set_log_fn(NULL, NULL);
 }
 
+/* _end closes the region on the domain it was opened on, whatever ->mm says now. */
+TEST(end_uses_the_opening_domain)
+{
+	struct mmn_interval_notifier n = { 0 };
+	struct mmn_range r;
+	struct mmn_mm *mm, *other;
+
+	assert_eq(mmn_mm_new(&mm), 0);
+	assert_eq(mmn_mm_new(&other), 0);
+	assert_eq(mmn_interval_notifier_insert(&n, mm, N_START, PG, &n_ops), 0);
+	for (int i = 0; i < 2; i++) {
+		mmn_range_init(&r, MMN_EVENT_UNMAP, 0, mm, N_START, N_START + PG);
+		assert_eq(mmn_invalidate_range_start(&r), 0);
+		r.mm = i ? NULL : other;	/* the caller scribbled on it */
+		mmn_invalidate_range_end(&r);
+		expect_eq_ul(stats_of(mm).active, 0);
+		expect_eq_ul(stats_of(mm).seq & 1, 0);
+		expect_eq(stats_of(mm).warnings, 0);
+		expect_eq(stats_of(other).warnings, 0);
+		expect_eq_ul(stats_of(other).active, 0);
+	}
+	expect_eq(mmn_interval_notifier_remove(&n), 0);
+	destroy_mm(mm);
+	destroy_mm(other);
+}
+
 int main(void)
 {
 	RUN(unmatched_end_leaves_innocent_region_open);
 	RUN(unmatched_end_during_innocent_walk);
 	RUN(out_of_order_ends_on_one_thread);
+	RUN(end_uses_the_opening_domain);
 	return test_report();
 }
