@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to sim/: the structures behind the opaque handles of <mmn/sim.h>
+ * Private to sim/: the structures behind the opaque handles of "sim.h"
  * and the helpers the files share. Never installed.
  *
  * Lock order (outer first); none of them is held across a wait for another:
@@ -23,14 +23,12 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #define SIM_PAGE_SHIFT 12
 #define SIM_PAGE_SIZE (1ul << SIM_PAGE_SHIFT)
 #define SIM_PAGE_MASK (~(SIM_PAGE_SIZE - 1))
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define sim_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define sim_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)

@@ -68,7 +68,7 @@ static bool svm_invalidate_start(struct mmn_interval_notifier *sub,
 				 const struct mmn_range *range, unsigned long cur_seq,
 				 struct mmn_finish **finish)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
+	struct mmn_sim_binding *b = mmn_container_of(sub, struct mmn_sim_binding, notifier);
 	struct mmn_sim_dev *dev = b->dev;
 	struct svm_finish *f;
 	unsigned long start, end;
@@ -109,7 +109,7 @@ static bool svm_invalidate_start(struct mmn_interval_notifier *sub,
 
 static void svm_invalidate_finish(struct mmn_finish *finish)
 {
-	struct svm_finish *f = container_of(finish, struct svm_finish, finish);
+	struct svm_finish *f = mmn_container_of(finish, struct svm_finish, finish);
 	struct mmn_sim_binding *b = f->b;
 
 	bstat_inc(b, finishes);
@@ -125,7 +125,7 @@ static void svm_invalidate_finish(struct mmn_finish *finish)
 static bool svm_invalidate(struct mmn_interval_notifier *sub,
 			   const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
+	struct mmn_sim_binding *b = mmn_container_of(sub, struct mmn_sim_binding, notifier);
 	struct mmn_sim_dev *dev = b->dev;
 	unsigned long start, end;
 

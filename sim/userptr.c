@@ -70,7 +70,7 @@ static bool userptr_invalidate_start(struct mmn_interval_notifier *sub,
 				     const struct mmn_range *range,
 				     unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
+	struct mmn_sim_binding *b = mmn_container_of(sub, struct mmn_sim_binding, notifier);
 	struct mmn_sim_dev *dev = b->dev;
 	unsigned long start, end;
 
@@ -110,7 +110,7 @@ static bool userptr_invalidate_start(struct mmn_interval_notifier *sub,
 
 static void userptr_invalidate_finish(struct mmn_finish *finish)
 {
-	struct mmn_sim_binding *b = container_of(finish, struct mmn_sim_binding, finish);
+	struct mmn_sim_binding *b = mmn_container_of(finish, struct mmn_sim_binding, finish);
 	struct mmn_sim_dev *dev = b->dev;
 
 	/* xe holds the notifier lock for writing across these waits. */
@@ -131,7 +131,7 @@ static void userptr_invalidate_finish(struct mmn_finish *finish)
 static bool userptr_invalidate(struct mmn_interval_notifier *sub,
 			       const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
+	struct mmn_sim_binding *b = mmn_container_of(sub, struct mmn_sim_binding, notifier);
 	struct mmn_sim_dev *dev = b->dev;
 	unsigned long start, end;
 

@@ -15,8 +15,6 @@
 #include "harness.h"
 #include "internal.h"
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Bounded waits: long enough never to fail on a loaded machine. */
 #define WAIT_MS 10000

@@ -13,7 +13,7 @@
 
 #include "mmn.h"
 
-#define MMN_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* MMN_DEBUG >= 1: cheap assertions; >= 2: full tree check after each change. */
 #ifndef MMN_DEBUG

@@ -25,7 +25,7 @@
 #include <setjmp.h>
 #include <sys/mman.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 

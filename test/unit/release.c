@@ -20,7 +20,7 @@ struct rel_sub {
 static bool rel_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		      unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct rel_sub *r = container_of(sub, struct rel_sub, sub);
+	struct rel_sub *r = mmn_container_of(sub, struct rel_sub, sub);
 
 	r->calls++;
 	r->cur_seq = cur_seq;
@@ -32,7 +32,7 @@ static bool rel_start(struct mmn_interval_notifier *sub, const struct mmn_range 
 
 static void rel_finish(struct mmn_finish *finish)
 {
-	struct rel_sub *r = container_of(finish, struct rel_sub, finish);
+	struct rel_sub *r = mmn_container_of(finish, struct rel_sub, finish);
 
 	r->finishes++;
 	ev_add('F', r->id, NULL, 0, finish);
@@ -41,7 +41,7 @@ static void rel_finish(struct mmn_finish *finish)
 static bool rel_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			   unsigned long cur_seq)
 {
-	struct rel_sub *r = container_of(sub, struct rel_sub, sub);
+	struct rel_sub *r = mmn_container_of(sub, struct rel_sub, sub);
 
 	r->calls++;
 	r->cur_seq = cur_seq;

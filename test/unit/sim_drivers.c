@@ -19,7 +19,7 @@
  *
  * Logs read "d<device>:<step>" in the order the steps ran.
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 
