@@ -10,6 +10,9 @@
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
 #   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
 #   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
+#   debhelper lintian devscripts fakeroot
+#                        the Debian packages (debian/), built, checked and installed by
+#                        test/deb/run.sh; python3 also generates the man pages (man/)
 #   clang                libFuzzer, for the core's differential fuzzer (scripts/fuzz.sh
 #                        installs it, and its compiler-rt, when it runs)
 mmn_install_deps() {
