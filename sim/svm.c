@@ -17,7 +17,7 @@
  * container's range, put the container back.
  *
  * Every invocation has its own container, so overlapping invalidations on
- * several threads need no "in use" flag (DESIGN.md D9).
+ * several threads need no "in use" flag (docs/kernel-map.md D9).
  */
 #include "sim_internal.h"
 

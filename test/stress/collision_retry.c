@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Collision-retry stress (spec scenario 18): device faults racing with
+ * Collision-retry stress: device faults racing with
  * invalidations and with notifiers coming and going.
  *
  * The "CPU page table" is an array of per-page version counters. Invalidator

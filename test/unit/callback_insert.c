@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Insert from inside a callback, spec section 10 scenario 37 (DESIGN.md D4 and
+ * Insert from inside a callback, docs/TESTING.md scenario 37 (docs/kernel-map.md D4 and
  * "D6 scope"): the insert returns 0 at once and is deferred (not in the tree,
  * counted in stats.deferred), walks of the same period do not call it, it is
  * applied (in call order) when the last region of the period ends, and a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Per-invocation finish state and the single-pass fallbacks, spec section 10
+ * Per-invocation finish state and the single-pass fallbacks, docs/TESTING.md
  * scenarios 33 and 34.
  *
  * 33 is the xe userptr pattern: the finish object is embedded in the binding

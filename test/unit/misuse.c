@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Misuse that would deadlock, spec section 10 scenario 36, as DESIGN.md D6
+ * Misuse that would deadlock, docs/TESTING.md scenario 36, as docs/kernel-map.md D6
  * decides it: from inside a callback (first pass or finish) of a domain,
  * mmn_interval_notifier_remove() of a notifier that would have to wait for the
  * open period returns -EDEADLK and leaves it inserted, and

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Counters at quiescence, spec section 10 scenario 40: once every region has
+ * Counters at quiescence, docs/TESTING.md scenario 40: once every region has
  * ended, active is 0, the sequence is even, nothing is deferred, every
  * notifier inserted and not removed is in the tree (and no other), the
  * domain's notifier count equals the live notifiers (the userspace stand-in

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Release, spec section 10 scenario 35, with DESIGN.md D8: mmn_mm_release()
+ * Release, docs/TESTING.md scenario 35, with docs/kernel-map.md D8: mmn_mm_release()
  * runs one RELEASE walk over [0, ULONG_MAX), blockable, with its finish pass;
  * a notifier at ULONG_MAX is never called; notifiers stay inserted, later
  * invalidations still work, release may run again, and mmn_mm_destroy()

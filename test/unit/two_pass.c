@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Two-pass invalidation, spec section 10 scenarios 25-31, as DESIGN.md D2/D3
+ * Two-pass invalidation (docs/TESTING.md scenarios 25-31), as docs/kernel-map.md D2/D3
  * adapt them: the finish pass runs in walk order after every first pass of
  * the walk and before the start call returns (also on the -EAGAIN path),
  * *finish is NULL on entry, finish->notifier is set by the core, a finish may

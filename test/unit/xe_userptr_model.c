@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * A model of the xe userptr two-pass notifier (drivers/gpu/drm/xe/xe_userptr.c,
- * spec section 8.2), driven through libmmn: spec section 10 scenario 39.
+ * docs/sim.md), driven through libmmn: docs/TESTING.md scenario 39.
  *
  * The model keeps xe's state (embedded finish, finish_inuse,
  * tlb_inval_submitted, initial_bind, fault mode) and replaces the GPU with

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Reproducer: remap_file_pages(2) (deprecated, but in glibc and emulated by
+ * Regression test of a gap the preload's self-check found (docs/preload.md).
+ * The gap, since closed: remap_file_pages(2) (deprecated, but in glibc and emulated by
  * the kernel with an mmap(MAP_FIXED) of the range) is not hooked: a notifier
  * on the file mapping gets no invalidation although its pages now show another
  * part of the file.
  *
- * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ * Exits 0 while the gap stays closed, 1 if it is back, 77 where it cannot run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

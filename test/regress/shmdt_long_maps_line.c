@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Reproducer: shmdt() of a subscribed SysV attachment delivers no invalidation
+ * Regression test of a gap the preload's self-check found (docs/preload.md).
+ * The gap, since closed: shmdt() of a subscribed SysV attachment delivers no invalidation
  * when /proc/self/maps has a line longer than 4 KiB before the attachment:
  * vm_maps_foreach() (src/vm/maps.c) stops at that line and returns 0.
  *
- * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ * Exits 0 while the gap stays closed, 1 if it is back, 77 where it cannot run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Reproducer: hooked munmap() calls are reported again by the userfaultfd
+ * Regression test of a gap the preload's self-check found (docs/preload.md).
+ * The gap, since closed: hooked munmap() calls are reported again by the userfaultfd
  * backstop (mmn_process_coverage().backstop_events > 0 although no raw system
  * call was made): the caller's in-flight slot is reused by its next hooked call
  * before the monitor has matched the event against it.
  *
- * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ * Exits 0 while the gap stays closed, 1 if it is back, 77 where it cannot run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE

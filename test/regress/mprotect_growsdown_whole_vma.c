@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 /*
- * Reproducer: mprotect(addr, len, prot | PROT_GROWSDOWN) changes the protection
+ * Regression test of a gap the preload's self-check found (docs/preload.md).
+ * The gap, since closed: mprotect(addr, len, prot | PROT_GROWSDOWN) changes the protection
  * from the start of the (grows-down) VMA up to addr + len, but the mprotect
  * hook invalidates only [addr, addr + len): a notifier on the bottom page of
  * the VMA, whose protection changed, gets no PROTECTION_VMA invalidation.
  *
- * Exits 1 while the bug is there, 0 once it is fixed, 77 where it cannot run.
+ * Exits 0 while the gap stays closed, 1 if it is back, 77 where it cannot run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
