@@ -182,6 +182,23 @@ void sim_wait_op(struct mmn_sim_binding *b, struct mmn_sim_op *op);
 void sim_clamp(const struct mmn_sim_binding *b, const struct mmn_range *range,
 	       unsigned long *start, unsigned long *end);
 
+/*
+ * The first pass both drivers begin with: a non-blockable range is refused
+ * (false, nothing done, no lock); else the range is clamped to the binding
+ * into *start, *end, the device's notifier lock taken (and left held), the
+ * sequence set, the binding marked for repin if @repin, and its PTEs zapped.
+ */
+bool sim_pass1_begin_lock(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			  unsigned long cur_seq, bool repin, struct mmn_sim_binding **bp,
+			  unsigned long *start, unsigned long *end);
+/* Unlock what sim_pass1_begin_lock() locked, trace DONE; returns true. */
+bool sim_pass1_done_unlock(struct mmn_sim_binding *b, unsigned long start, unsigned long end);
+/* The single-pass variant of a driver: the first pass, then @sync_locked. */
+bool sim_invalidate_single(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			   unsigned long cur_seq, bool repin,
+			   void (*sync_locked)(struct mmn_sim_binding *b, unsigned long start,
+					       unsigned long end));
+
 /* userptr.c and svm.c */
 extern const struct mmn_interval_notifier_ops sim_userptr_ops;
 extern const struct mmn_interval_notifier_ops sim_userptr_single_ops;
