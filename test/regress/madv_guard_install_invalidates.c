@@ -16,37 +16,29 @@
 #include <sys/mman.h>
 #include <mmn/process.h>
 
+#include "regress.h"
+
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102
 #endif
 
-static int calls;
-static bool inv(struct mmn_interval_notifier *sub, const struct mmn_range *r, unsigned long seq)
-{
-	(void)r;
-	mmn_interval_set_seq(sub, seq);
-	calls++;
-	return true;
-}
-static const struct mmn_interval_notifier_ops ops = { .invalidate = inv };
-
 int main(void)
 {
 	struct mmn_interval_notifier sub = { 0 };
-	struct mmn_mm *mm;
 	char *p;
 	int ret;
 
-	mmn_process_mm(&mm);
+	regress_start();
 	p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	regress_must(p != MAP_FAILED);
 	memset(p, 0x5a, 4 * 4096);
-	mmn_process_insert(&sub, (unsigned long)p, 4 * 4096, &ops);
+	regress_must(mmn_process_insert(&sub, (unsigned long)p, 4 * 4096, &regress_ops) == 0);
 	ret = madvise(p + 4096, 4096, MADV_GUARD_INSTALL);
 	if (ret) {
 		perror("madvise(MADV_GUARD_INSTALL)");
 		return 77;	/* kernel older than 6.13 */
 	}
-	printf("invalidations on MADV_GUARD_INSTALL: %d (expected 1)\n", calls);
-	mmn_interval_notifier_remove(&sub);
-	return calls == 1 ? 0 : 1;
+	printf("invalidations on MADV_GUARD_INSTALL: %lu (expected 1)\n", regress_count());
+	regress_must(mmn_interval_notifier_remove(&sub) == 0);
+	return regress_count() == 1 ? 0 : 1;
 }

@@ -17,33 +17,24 @@
 #include <unistd.h>
 #include <mmn/process.h>
 
-static int calls;
-static bool inv(struct mmn_interval_notifier *sub, const struct mmn_range *r, unsigned long seq)
-{
-	(void)r;
-	mmn_interval_set_seq(sub, seq);
-	calls++;
-	return true;
-}
-static const struct mmn_interval_notifier_ops ops = { .invalidate = inv };
+#include "regress.h"
 
 int main(void)
 {
 	struct mmn_interval_notifier sub = { 0 };
-	struct mmn_mm *mm;
 	FILE *f = tmpfile();
 	char *p;
 
-	mmn_process_mm(&mm);
-	if (!f || ftruncate(fileno(f), 4 * 4096))
-		return 77;
+	regress_start();
+	regress_must(f && ftruncate(fileno(f), 4 * 4096) == 0);
 	p = mmap(NULL, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fileno(f), 0);
-	mmn_process_insert(&sub, (unsigned long)p, 4 * 4096, &ops);
+	regress_must(p != MAP_FAILED);
+	regress_must(mmn_process_insert(&sub, (unsigned long)p, 4 * 4096, &regress_ops) == 0);
 	if (remap_file_pages(p, 4096, 0, 3, 0)) {
 		perror("remap_file_pages");
 		return 77;
 	}
-	printf("invalidations on remap_file_pages: %d (expected 1)\n", calls);
-	mmn_interval_notifier_remove(&sub);
-	return calls == 1 ? 0 : 1;
+	printf("invalidations on remap_file_pages: %lu (expected 1)\n", regress_count());
+	regress_must(mmn_interval_notifier_remove(&sub) == 0);
+	return regress_count() == 1 ? 0 : 1;
 }

@@ -19,46 +19,37 @@
 #include <unistd.h>
 #include <mmn/process.h>
 
-static int calls;
-static bool inv(struct mmn_interval_notifier *sub, const struct mmn_range *r, unsigned long seq)
-{
-	(void)r;
-	mmn_interval_set_seq(sub, seq);
-	calls++;
-	return true;
-}
-static const struct mmn_interval_notifier_ops ops = { .invalidate = inv };
+#include "regress.h"
 
 int main(void)
 {
 	struct mmn_interval_notifier sub = { 0 };
-	struct mmn_mm *mm;
-	char name[201], *shm, *file;
+	char top[] = "/tmp/mmn-longpath-XXXXXX", name[201], *shm, *file;
 	size_t len = 0;
 	int id, fd;
 
-	mmn_process_mm(&mm);
+	regress_start();
 	id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
+	regress_must(id >= 0);
 	shm = shmat(id, NULL, 0);
-	shmctl(id, IPC_RMID, NULL);
+	regress_must(shm != (void *)-1);
+	regress_must(shmctl(id, IPC_RMID, NULL) == 0);
 	/* A file whose absolute name is longer than 4 KiB, mapped below the segment. */
 	memset(name, 'd', 200);
 	name[200] = 0;
-	mkdir("/tmp/mmn-longpath", 0700);
-	chdir("/tmp/mmn-longpath");
-	for (; len < 4200; len += 201) {
-		mkdir(name, 0700);
-		chdir(name);
-	}
+	regress_must(mkdtemp(top) && chdir(top) == 0);
+	for (; len < 4200; len += 201)
+		regress_must(mkdir(name, 0700) == 0 && chdir(name) == 0);
 	fd = open("f", O_RDWR | O_CREAT, 0600);
-	ftruncate(fd, 4096);
+	regress_must(fd >= 0 && ftruncate(fd, 4096) == 0);
 	file = mmap(shm - (16 << 20), 4096, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	regress_must(file != MAP_FAILED);
 	printf("file mapping %p (path > 4200 bytes), shm attachment %p\n", (void *)file, (void *)shm);
 
-	mmn_process_insert(&sub, (unsigned long)shm, 65536, &ops);
-	shmdt(shm);
-	printf("invalidations of the attachment on shmdt: %d (expected 1)\n", calls);
-	mmn_interval_notifier_remove(&sub);
+	regress_must(mmn_process_insert(&sub, (unsigned long)shm, 65536, &regress_ops) == 0);
+	regress_must(shmdt(shm) == 0);
+	printf("invalidations of the attachment on shmdt: %lu (expected 1)\n", regress_count());
+	regress_must(mmn_interval_notifier_remove(&sub) == 0);
 	munmap(file, 4096);
 	close(fd);
 	unlink("f");
@@ -66,6 +57,6 @@ int main(void)
 		if (chdir("..") || rmdir(name))
 			break;
 	}
-	rmdir("/tmp/mmn-longpath");
-	return calls == 1 ? 0 : 1;
+	rmdir(top);
+	return regress_count() == 1 ? 0 : 1;
 }
