@@ -24,17 +24,12 @@
 int main(void)
 {
 	struct mmn_interval_notifier sub = { 0 };
-	char top[] = "/tmp/mmn-longpath-XXXXXX", name[201], *shm, *file;
+	char top[] = "/tmp/mmn-longpath-XXXXXX", name[201], *res, *shm, *file;
 	size_t len = 0;
 	int id, fd;
 
 	regress_start();
-	id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
-	regress_must(id >= 0);
-	shm = shmat(id, NULL, 0);
-	regress_must(shm != (void *)-1);
-	regress_must(shmctl(id, IPC_RMID, NULL) == 0);
-	/* A file whose absolute name is longer than 4 KiB, mapped below the segment. */
+	/* A file whose absolute name is longer than 4 KiB ... */
 	memset(name, 'd', 200);
 	name[200] = 0;
 	regress_must(mkdtemp(top) && chdir(top) == 0);
@@ -42,15 +37,23 @@ int main(void)
 		regress_must(mkdir(name, 0700) == 0 && chdir(name) == 0);
 	fd = open("f", O_RDWR | O_CREAT, 0600);
 	regress_must(fd >= 0 && ftruncate(fd, 4096) == 0);
-	file = mmap(shm - (16 << 20), 4096, PROT_READ, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
-	regress_must(file != MAP_FAILED);
+	/* ... mapped below the attachment, both inside one reservation. */
+	res = mmap(NULL, 2 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	regress_must(res != MAP_FAILED);
+	file = mmap(res, 4096, PROT_READ, MAP_SHARED | MAP_FIXED, fd, 0);
+	regress_must(file == res);
+	id = shmget(IPC_PRIVATE, 65536, IPC_CREAT | 0600);
+	regress_must(id >= 0);
+	shm = shmat(id, res + (1 << 20), SHM_REMAP);
+	regress_must(shm == res + (1 << 20));
+	regress_must(shmctl(id, IPC_RMID, NULL) == 0);
 	printf("file mapping %p (path > 4200 bytes), shm attachment %p\n", (void *)file, (void *)shm);
 
 	regress_must(mmn_process_insert(&sub, (unsigned long)shm, 65536, &regress_ops) == 0);
 	regress_must(shmdt(shm) == 0);
 	printf("invalidations of the attachment on shmdt: %lu (expected 1)\n", regress_count());
 	regress_must(mmn_interval_notifier_remove(&sub) == 0);
-	munmap(file, 4096);
+	munmap(res, 2 << 20);
 	close(fd);
 	unlink("f");
 	for (; len; len -= 201) {
