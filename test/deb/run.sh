@@ -28,11 +28,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The tree as git sees it (tracked and new files, not build outputs).
+# The tree as git sees it (tracked and new files, not build outputs); without
+# git, everything but the build directories.
 mkdir "$work/libmmn"
-(cd "$src" && git ls-files -z --cached --others --exclude-standard |
-	xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}"' |
-	tar --null -T - -cf -) | tar -C "$work/libmmn" -xf -
+if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	(cd "$src" && git ls-files -z --cached --others --exclude-standard |
+		xargs -0 -I{} sh -c '[ -e "{}" ] && printf "%s\0" "{}"' |
+		tar --null -T - -cf -) | tar -C "$work/libmmn" -xf -
+else
+	tar -C "$src" --exclude='./build*' --exclude='./out' -cf - . | tar -C "$work/libmmn" -xf -
+fi
 
 echo "deb: dpkg-buildpackage"
 (cd "$work/libmmn" && DEB_BUILD_OPTIONS="parallel=$(nproc)" \
