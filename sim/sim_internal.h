@@ -29,7 +29,6 @@
 #define SIM_PAGE_SIZE (1ul << SIM_PAGE_SHIFT)
 #define SIM_PAGE_MASK (~(SIM_PAGE_SIZE - 1))
 
-
 #define sim_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define sim_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define sim_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)

@@ -15,7 +15,6 @@
 #include "harness.h"
 #include "internal.h"
 
-
 /* Bounded waits: long enough never to fail on a loaded machine. */
 #define WAIT_MS 10000
 

@@ -91,7 +91,6 @@
 #include "internal.h"
 #include "itree.h"
 
-
 /* struct mmn_interval_notifier.state */
 enum sub_state {
 	SUB_NONE = 0,		/* zeroed, never inserted, failed insert, removed */

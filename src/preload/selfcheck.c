@@ -63,7 +63,6 @@
 #define SC_EXIT_WAIT_S 20	/* the exit pass gives up after this */
 #define SC_TRACE 262144		/* MMN_SELFCHECK_TRACE=1: records kept */
 
-
 /* What a mapping is: the same perms, file and file offset for each address. */
 struct sc_ident {
 	unsigned long inode;

@@ -42,7 +42,6 @@
 #define MAX_ROLE 8
 #define POOL 24			/* notifiers per inserter thread */
 
-
 static struct mmn_mm *mm;
 static unsigned long cpu_ver[NPAGES];	/* atomic; starts at 1 */
 static bool stop;			/* atomic: inserters and invalidators */
