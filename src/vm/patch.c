@@ -209,7 +209,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	return 0;
 }
 
-#else
+#elif !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 
 int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 		    size_t len, void **original)
