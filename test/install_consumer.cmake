@@ -1,6 +1,7 @@
 # Installs the build into a scratch prefix, then builds and runs a program
 # against the installed library the way a user would: through pkg-config.
-# Arguments: -DBUILD_DIR=... -DSOURCE=... -DWORK=...
+# Arguments: -DBUILD_DIR=... -DSOURCE=... -DWORK=...; a cross build also passes
+# -DCC=<its compiler> and -DEMULATOR="<command line that runs its programs>".
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK}/prefix
   RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -19,12 +20,16 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "pkg-config does not find mmn")
 endif()
 separate_arguments(flags UNIX_COMMAND "${flags}")
-execute_process(COMMAND cc -std=c11 -Wall -Werror ${SOURCE} ${flags} -pthread
+if(NOT CC)
+  set(CC cc)
+endif()
+separate_arguments(emulator UNIX_COMMAND "${EMULATOR}")
+execute_process(COMMAND ${CC} -std=c11 -Wall -Werror ${SOURCE} ${flags} -pthread
   -Wl,-rpath,${WORK}/prefix/lib -o ${WORK}/consumer RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "building against the installed library failed")
 endif()
-execute_process(COMMAND ${WORK}/consumer RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+execute_process(COMMAND ${emulator} ${WORK}/consumer RESULT_VARIABLE rc OUTPUT_VARIABLE out)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "consumer failed: ${out}")
 endif()
