@@ -10,6 +10,9 @@
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
 #   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
 #   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
+#   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+#                        the aarch64 cross build and its CTest suite under qemu-user
+#                        (cmake/toolchain-aarch64.cmake; scripts/test.sh installs them)
 #   clang                libFuzzer, for the core's differential fuzzer (scripts/fuzz.sh
 #                        installs it, and its compiler-rt, when it runs)
 mmn_install_deps() {
