@@ -210,7 +210,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	uintptr_t t = (uintptr_t)target, page = t & ~(vm_page_size - 1);
 	const uint32_t *entry = target;
 	const ElfW(Sym) *sym = NULL;
-	uint32_t first, branch, *slot;
+	uint32_t first, branch, *slot, *resume = NULL;
 	unsigned char *tramp;
 	const char *why;
 	size_t words;
@@ -242,8 +242,10 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	slot[1] = A64_BR_X16;
 	memcpy(slot + 2, &hook, sizeof(hook));
 	if (original) {
-		uint32_t *resume = slot + HOOK_SLOT / 4;
-		int n = mmn_a64_relocate(first, t, resume, A64_RELOC_MAX, &why);
+		int n;
+
+		resume = slot + HOOK_SLOT / 4;
+		n = mmn_a64_relocate(first, t, resume, A64_RELOC_MAX, &why);
 
 		if (n < 0 || !mmn_a64_encode_b((uintptr_t)(resume + n), t + 4, &resume[n])) {
 			report(n < 0 ? why : "patch (aarch64): the way back from the trampoline is out of B's reach",
@@ -251,7 +253,6 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 			raw_syscall(SYS_munmap, tramp, vm_page_size, 0, 0, 0, 0);
 			return n < 0 ? n : -ERANGE;
 		}
-		*original = resume;
 	}
 	if (!mmn_a64_encode_b(t, (uintptr_t)slot, &branch)) {
 		raw_syscall(SYS_munmap, tramp, vm_page_size, 0, 0, 0, 0);
@@ -274,6 +275,8 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	__builtin___clear_cache((char *)t, (char *)t + 4);
 	raw_syscall(SYS_mprotect, page, vm_page_size, PROT_READ | PROT_EXEC | bti, 0, 0, 0);
 	sync_cores();
+	if (original)
+		*original = resume;
 	return 0;
 }
 
