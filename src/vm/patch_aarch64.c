@@ -23,7 +23,7 @@
  *     rule on concurrent modification and execution guarantees a thread
  *     fetching that word meanwhile executes the old instruction or the new
  *     one only when both are one of B, BL, BRK, HVC, ISB, NOP, SMC, SVC.
- *     glibc's syscall wrappers mostly begin with a NOP, so NOP -> B is
+ *     glibc's syscall wrappers often begin with a NOP, so NOP -> B is
  *     patched at any time; any other first instruction is patched only while
  *     glibc says the process is single-threaded (__libc_single_threaded),
  *     else the call is refused (-EBUSY) and logged: call mmn_process_mm()
