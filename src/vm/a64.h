@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define A64_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 #define A64_NOP 0xd503201fu
 #define A64_BR_X16 0xd61f0200u
@@ -35,11 +35,11 @@
  * class, -ELOOP for a branch to @pc itself (it would re-enter the patch);
  * then *@why names the instruction and the reason (a constant).
  */
-A64_HIDDEN int mmn_a64_relocate(uint32_t insn, uint64_t pc, uint32_t *out, size_t max,
+MMN_HIDDEN int mmn_a64_relocate(uint32_t insn, uint64_t pc, uint32_t *out, size_t max,
 				const char **why);
 
 /* `b` at @from to @to, or false when @to is beyond +-128 MiB or unaligned. */
-A64_HIDDEN bool mmn_a64_encode_b(uint64_t from, uint64_t to, uint32_t *insn);
+MMN_HIDDEN bool mmn_a64_encode_b(uint64_t from, uint64_t to, uint32_t *insn);
 
 /*
  * May @insn be replaced by a B while another thread executes it? The Arm ARM
@@ -47,13 +47,13 @@ A64_HIDDEN bool mmn_a64_encode_b(uint64_t from, uint64_t to, uint32_t *insn);
  * old-or-new outcome only when both words are one of B, BL, BRK, HVC, ISB,
  * NOP, SMC or SVC.
  */
-A64_HIDDEN bool mmn_a64_cmodx_safe(uint32_t insn);
+MMN_HIDDEN bool mmn_a64_cmodx_safe(uint32_t insn);
 
 /*
  * Does the code at @entry (@n words readable) look like another library's
  * patch: a B, an ldr-literal of x16/x17 followed by br, or a movz/movk
  * sequence building a register that a br then jumps through?
  */
-A64_HIDDEN bool mmn_a64_is_foreign_jump(const uint32_t *entry, size_t n);
+MMN_HIDDEN bool mmn_a64_is_foreign_jump(const uint32_t *entry, size_t n);
 
 #endif /* MMN_VM_A64_H */
