@@ -10,6 +10,10 @@
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
 #   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
 #   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
+#   mesa-vulkan-drivers  lavapipe, a conformant Vulkan driver on the CPU: the Vulkan userptr
+#                        driver's tests (vulkan/) run on it
+#   libvulkan-dev        the Vulkan loader and headers vulkan/ builds against
+#   glslang-tools        glslangValidator, compiles vulkan/job.comp to SPIR-V at build time
 #   clang                libFuzzer, for the core's differential fuzzer (scripts/fuzz.sh
 #                        installs it, and its compiler-rt, when it runs)
 mmn_install_deps() {

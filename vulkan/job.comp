@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
-// The userptr job of vulkan/: one invocation that writes the imported user
+// The userptr job of vulkan/: one workgroup that writes the imported user
 // memory until the driver raises the stop word (the analog of xe's preempt
-// fence) or it has done max_iters iterations. Compiled to SPIR-V at build
+// fence) or each invocation has done max_iters iterations. Compiled to SPIR-V at build
 // time by glslangValidator; no binary is kept in the repository.
 #version 450
 #extension GL_KHR_shader_subgroup_vote : require
 
-layout(local_size_x = 1, local_size_y = 1, local_size_z = 1) in;
+// 64 invocations, all polling: llvmpipe runs them as vectors of 8 lanes,
+// one vector after the other, so a job lasts 8 times its loop cap there.
+layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
 
 // The driver's control block, in host-visible coherent device memory. The
 // host writes stop/tag/max_iters/nwords; the job reports started, iters and
@@ -31,7 +33,7 @@ layout(std430, set = 0, binding = 1) coherent buffer Data {
 // One iteration writes a block of 256 words (nwords is a multiple of 1024),
 // unrolled: llvmpipe ends any invocation after 65535 loop iterations in all,
 // so each iteration must do enough work for a job to last long enough
-// (about 0.3 s there); GPUs have no such cap and run to max_iters.
+// (about 0.4 s per vector there); GPUs have no such cap and run to max_iters.
 #define W1(k) data.words[b + k] = tag;
 #define W4(k) W1(k) W1(k + 1u) W1(k + 2u) W1(k + 3u)
 #define W16(k) W4(k) W4(k + 4u) W4(k + 8u) W4(k + 12u)
@@ -61,6 +63,8 @@ void main()
 		W256(0u)
 	}
 	memoryBarrierBuffer();
-	ctl.iters = i;
-	ctl.stopped = saw_stop;
+	if (gl_LocalInvocationIndex == 0u)
+		ctl.iters = i;
+	if (saw_stop != 0u)
+		ctl.stopped = 1u;
 }

@@ -88,8 +88,8 @@ struct mmn_vk_stats {
 /**
  * struct mmn_vk_job_result - what a finished job reported
  * @tag: the tag it was given (0: it never began)
- * @iters: iterations done (256 words written each)
- * @stopped: it saw the stop word (else it ended by itself: max_iters, or an
+ * @iters: iterations invocation 0 did (256 words written each)
+ * @stopped: an invocation saw the stop word (else it ended by itself: max_iters, or an
  *	implementation's cap on loop iterations, 65535 on llvmpipe)
  */
 struct mmn_vk_job_result {
