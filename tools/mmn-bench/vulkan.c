@@ -257,7 +257,7 @@ int bench_vulkan(const struct bench_opts *in)
 				p50[m][i] = pts[i][m].pct.p50;
 				p99[m][i] = pts[i][m].pct.p99;
 			}
-		snprintf(title, sizeof(title), "One invalidation, a job running on each of N Vulkan devices (%s)",
+		snprintf(title, sizeof(title), "Invalidation with a job on each of N Vulkan devices: %s",
 			 devname);
 		/* References from the measured one-device single-pass median. */
 		if (bench_plot_svg_x(o->plot, title, "Vulkan devices with a job on the buffer (log scale)",
