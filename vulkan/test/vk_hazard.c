@@ -301,7 +301,8 @@ static int protocol(void)
  */
 static int remap(bool protect)
 {
-	unsigned long n = tries(protect ? 10000 : 100), landed = 0, hinted = 0, ended_early = 0;
+	const unsigned long n0 = tries(protect ? 10000 : 100);
+	unsigned long n = n0, landed = 0, hinted = 0, ended_early = 0;
 	struct mmn_vk *vk = new_driver(NDEV, false, !protect);
 	char *mem = map_anon(NULL, 0);
 	struct mmn_vk_buf *b[NDEV];
@@ -355,7 +356,7 @@ static int remap(bool protect)
 			}
 			if (seen) {
 				landed++;
-			} else if (ran_out && ended_early < n) {
+			} else if (ran_out && ended_early < n0) {
 				/* A job ended by itself (llvmpipe's loop cap), maybe
 				 * before the remap: this try proves nothing; redo it. */
 				ended_early++;
