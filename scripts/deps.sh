@@ -14,6 +14,10 @@
 #   debhelper lintian devscripts fakeroot
 #                        the Debian packages (debian/), built, checked and installed by
 #                        test/deb/run.sh
+#   mesa-vulkan-drivers  lavapipe, a conformant Vulkan driver on the CPU: the Vulkan userptr
+#                        driver's tests (vulkan/) run on it
+#   libvulkan-dev        the Vulkan loader and headers vulkan/ builds against
+#   glslang-tools        glslangValidator, compiles vulkan/job.comp to SPIR-V at build time
 #   gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 #                        the aarch64 cross build and its CTest suite under qemu-user
 #                        (cmake/toolchain-aarch64.cmake; scripts/test.sh installs them)
