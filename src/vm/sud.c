@@ -88,7 +88,11 @@ void *vm_syscall_insn;	/* raw.h: where libmmn's own system calls run; NULL: inli
 
 /* ---- x86-64 register access ------------------------------------------- */
 
-/* The static program's allowed range: this stub, `syscall; ret`. */
+/*
+ * The static program's allowed range: `syscall; ret` for libmmn's own calls,
+ * then the SIGSYS handler's restorer (`rt_sigreturn`): a restorer outside the
+ * range would trap on every return from the handler, for ever.
+ */
 __asm__(".pushsection .text\n"
 	".p2align 4\n"
 	".hidden mmn_vm_sud_stub\n"
@@ -96,6 +100,8 @@ __asm__(".pushsection .text\n"
 	"mmn_vm_sud_stub:\n"
 	"\tsyscall\n"
 	"\tret\n"
+	"\tmov $15, %eax\n"
+	"\tsyscall\n"
 	".popsection\n");
 extern const unsigned char mmn_vm_sud_stub[] __attribute__((visibility("hidden")));
 
@@ -120,7 +126,8 @@ __asm__(".pushsection .text\n"
 	"\tret\n"
 	".popsection\n");
 extern const unsigned char mmn_vm_sud_child_arm[] __attribute__((visibility("hidden")));
-#define STUB_LEN 3
+#define STUB_LEN 10		/* syscall; ret; mov $15, %eax; syscall */
+#define STUB_RESTORER 3
 
 static void regs_args(const ucontext_t *uc, long a[6])
 {
@@ -171,6 +178,18 @@ static void *find_syscall_ret(unsigned long start, unsigned long end)
 #define SUD_ARCH_OK 1
 #else
 #define SUD_ARCH_OK 0
+#endif
+
+struct k_sigaction {
+	void *handler;
+	unsigned long flags;
+	void *restorer;
+	uint64_t mask;
+};
+
+#define SIGBIT(s) (1ULL << ((s) - 1))
+#ifndef SA_RESTORER
+#define SA_RESTORER 0x04000000
 #endif
 
 /* Per thread: dispatch reads it at every system call outside the range. */
@@ -259,6 +278,40 @@ static long emulate_sigprocmask(ucontext_t *uc, const long a[6])
 	return 0;
 }
 
+/*
+ * rt_sigaction from trapped code (every one in a static program): SIGSYS is
+ * left out of a handler's mask, and a SIGSYS handler is kept aside for
+ * forward() instead of replacing libmmn's.
+ */
+static long emulate_sigaction(const long a[6])
+{
+	const struct k_sigaction *act = (const struct k_sigaction *)a[1];
+	struct k_sigaction *old = (struct k_sigaction *)a[2], k;
+
+	if ((size_t)a[3] != 8)
+		return -EINVAL;
+	if (a[0] == SIGSYS) {
+		struct k_sigaction prev = { .flags = (unsigned long)prev_sigsys.sa_flags };
+
+		memcpy(&prev.handler, &prev_sigsys.sa_sigaction, sizeof(prev.handler));
+		memcpy(&prev.mask, &prev_sigsys.sa_mask, sizeof(prev.mask));
+		if (act) {
+			memset(&prev_sigsys, 0, sizeof(prev_sigsys));
+			memcpy(&prev_sigsys.sa_sigaction, &act->handler, sizeof(act->handler));
+			prev_sigsys.sa_flags = (int)act->flags;
+			memcpy(&prev_sigsys.sa_mask, &act->mask, sizeof(act->mask));
+		}
+		if (old)
+			*old = prev;
+		return 0;
+	}
+	if (!act)
+		return raw_syscall(SYS_rt_sigaction, a[0], NULL, old, 8, 0, 0);
+	k = *act;
+	k.mask &= ~SIGBIT(SIGSYS);
+	return raw_syscall(SYS_rt_sigaction, a[0], &k, old, 8, 0, 0);
+}
+
 static void forward(int sig, siginfo_t *si, void *ctx)
 {
 	struct sigaction *p = &prev_sigsys;
@@ -310,6 +363,9 @@ static void handler(int sig, siginfo_t *si, void *ctx)
 		return;
 	case SYS_rt_sigprocmask:
 		ret = emulate_sigprocmask(uc, a);
+		break;
+	case SYS_rt_sigaction:
+		ret = emulate_sigaction(a);
 		break;
 	case SYS_vfork:
 		ret = raw_syscall(SYS_fork, 0, 0, 0, 0, 0, 0);
@@ -502,17 +558,6 @@ static int install_thread_hook(void)
  * handler is kept aside and called for every SIGSYS that is not a dispatch
  * trap (seccomp's SECCOMP_RET_TRAP, kill, sigqueue).
  */
-struct k_sigaction {
-	void *handler;
-	unsigned long flags;
-	void *restorer;
-	uint64_t mask;
-};
-
-#define SIGBIT(s) (1ULL << ((s) - 1))
-#ifndef SA_RESTORER
-#define SA_RESTORER 0x04000000
-#endif
 
 static void *libc_restorer;	/* glibc's __restore_rt, read back from the kernel */
 
@@ -649,7 +694,8 @@ int vm_sud_start(void)
 		/* A static program: only libmmn's stub runs system calls untrapped. */
 		sud_static = true;
 		f.start = (unsigned long)mmn_vm_sud_stub;
-		f.end = f.start + STUB_LEN;
+		/* The kernel compares the address *after* the syscall instruction. */
+		f.end = f.start + STUB_LEN + 1;
 		gadget = (void *)mmn_vm_sud_stub;
 	}
 	prev_sigsys = old;
@@ -658,8 +704,20 @@ int vm_sud_start(void)
 	/* NODEFER: a raw call inside the handler (a callback's) traps again. */
 	sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(SIGSYS, &sa, NULL))
+	if (sud_static) {
+		struct k_sigaction k = {
+			.flags = SA_SIGINFO | SA_NODEFER | SA_RESTART | SA_RESTORER,
+			.restorer = (void *)(mmn_vm_sud_stub + STUB_RESTORER),
+		};
+		long err;
+
+		memcpy(&k.handler, &sa.sa_sigaction, sizeof(k.handler));
+		err = raw_syscall(SYS_rt_sigaction, SIGSYS, &k, NULL, 8, 0, 0);
+		if (err)
+			return sud_error = (int)err;
+	} else if (sigaction(SIGSYS, &sa, NULL)) {
 		return sud_error = -errno;
+	}
 	if (!sud_static) {
 		int err = install_signal_hooks();
 
