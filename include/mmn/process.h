@@ -165,7 +165,8 @@ enum mmn_raw_method {
  * @raw_error: -errno explaining why syscall user dispatch is off (0 when
  *	on): -ECANCELED MMN_RAW=0; -EBUSY a SIGSYS handler was installed
  *	before libmmn; -EINVAL the kernel has no dispatch (before 5.11);
- *	-EOPNOTSUPP not implemented on this architecture
+ *	-EOPNOTSUPP not implemented on this architecture, or a
+ *	ThreadSanitizer build (TSan defers signals)
  * @raw_syscall_fn: libc's syscall() is entry-patched
  * @raw_syscall_fn_error: -errno explaining @raw_syscall_fn false
  * @raw_thread_hook_error: -errno if new threads cannot be armed

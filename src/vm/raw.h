@@ -24,13 +24,18 @@ extern void *vm_syscall_insn __attribute__((visibility("hidden")));
 #endif
 static inline long raw_syscall6(long nr, long a, long b, long c, long d, long e, long f)
 {
+#ifdef MMN_VM_SYSCALL_GADGET
+	/*
+	 * Loaded before the register variables are set: a sanitizer turns the
+	 * atomic load into a call, which would clobber r8-r10.
+	 */
+	void *insn = __atomic_load_n(&vm_syscall_insn, __ATOMIC_ACQUIRE);
+#endif
 	register long r10 __asm__("r10") = d;
 	register long r8 __asm__("r8") = e;
 	register long r9 __asm__("r9") = f;
 	long ret;
 #ifdef MMN_VM_SYSCALL_GADGET
-	void *insn = __atomic_load_n(&vm_syscall_insn, __ATOMIC_ACQUIRE);
-
 	if (insn) {
 		__asm__ volatile("sub $128, %%rsp\n\tcall *%[insn]\n\tadd $128, %%rsp"
 				 : "=a"(ret)
