@@ -327,8 +327,16 @@ static void forward(int sig, siginfo_t *si, void *ctx)
 		p->sa_handler(sig);
 		return;
 	}
-	/* The default action (a seccomp trap with no handler): die of it. */
-	signal(SIGSYS, SIG_DFL);
+	/*
+	 * The default action (a seccomp trap with no handler): die of it, as
+	 * the program would without libmmn. Straight to the kernel: libc's
+	 * sigaction keeps SIGSYS handlers aside while dispatch is on.
+	 */
+	{
+		struct k_sigaction dfl = { .handler = NULL };	/* SIG_DFL */
+
+		raw_syscall(SYS_rt_sigaction, SIGSYS, &dfl, NULL, 8, 0, 0);
+	}
 	raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid, 0, 0, 0, 0, 0, 0),
 		    raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0), SIGSYS, 0, 0, 0);
 }

@@ -618,6 +618,31 @@ TEST(program_sigsys_handler_after_start)
 	assert_eq(sigaction(SIGSYS, &old, NULL), 0);
 }
 
+TEST(seccomp_trap_without_handler_kills)
+{
+	/* No SIGSYS handler of the program's: death by SIGSYS, as without libmmn. */
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sock_filter f[] = {
+			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		};
+		struct sock_fprog prog = { .len = 4, .filter = f };
+
+		alarm(CHILD_ALARM);
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+			_exit(3);
+		getppid();
+		_exit(4);
+	}
+	expect_eq(test_wait_child(pid), 1000 + SIGSYS);
+}
+
 static unsigned long usr1_addr;
 static long usr1_ret = 1;
 
@@ -789,6 +814,7 @@ int main(int argc, char **argv)
 	RUN(vfork_exec_clean);
 	RUN(raw_vfork_exec_clean);
 	RUN(program_sigsys_handler_after_start);
+	RUN(seccomp_trap_without_handler_kills);
 	RUN(signal_handler_raw_call);
 	RUN(raw_sigprocmask);
 	RUN(dlclose_invalidates_before);
