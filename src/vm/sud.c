@@ -505,16 +505,46 @@ static void arm_other_threads(void)
 struct thread_start {
 	void *(*fn)(void *);
 	void *arg;
+	unsigned int busy;	/* atomic; pool slots only */
 };
 
 typedef int create_fn(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
 static create_fn *glibc_pthread_create;
 
+/*
+ * Start records come from a small pool, not malloc: a new thread's first
+ * free() would create a malloc arena for it (mmap, munmap, mprotect), a side
+ * effect the program would not have without libmmn. Only when more than
+ * START_SLOTS creations are in flight at once is one allocated.
+ */
+#define START_SLOTS 64
+static struct thread_start start_pool[START_SLOTS];
+
+static struct thread_start *start_get(void)
+{
+	for (int i = 0; i < START_SLOTS; i++) {
+		unsigned int idle = 0;
+
+		if (__atomic_compare_exchange_n(&start_pool[i].busy, &idle, 1, false,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return &start_pool[i];
+	}
+	return malloc(sizeof(struct thread_start));
+}
+
+static void start_put(struct thread_start *s)
+{
+	if (s >= start_pool && s < start_pool + START_SLOTS)
+		__atomic_store_n(&s->busy, 0, __ATOMIC_RELEASE);
+	else
+		free(s);
+}
+
 static void *thread_begin(void *p)
 {
 	struct thread_start s = *(struct thread_start *)p;
 
-	free(p);
+	start_put(p);
 	vm_sud_arm_thread();
 	return s.fn(s.arg);
 }
@@ -527,14 +557,14 @@ static int hook_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(
 
 	if (!__atomic_load_n(&allow_len, __ATOMIC_ACQUIRE))
 		return glibc_pthread_create(t, attr, fn, arg);
-	s = malloc(sizeof(*s));
+	s = start_get();
 	if (!s)
 		return EAGAIN;
 	s->fn = fn;
 	s->arg = arg;
 	err = glibc_pthread_create(t, attr, thread_begin, s);
 	if (err)
-		free(s);
+		start_put(s);
 	return err;
 }
 
