@@ -71,19 +71,19 @@ struct vm_sud_state {
 	bool this_thread_armed;
 	uint64_t traps, threads_armed, arm_failed;
 };
-VM_HIDDEN int vm_sud_start(void);
-VM_HIDDEN void vm_sud_arm_thread(void);
-VM_HIDDEN void vm_sud_counts(struct vm_sud_state *st);
+MMN_HIDDEN int vm_sud_start(void);
+MMN_HIDDEN void vm_sud_arm_thread(void);
+MMN_HIDDEN void vm_sud_counts(struct vm_sud_state *st);
 /* Let this thread's system calls through while callbacks run; returns the old state. */
-VM_HIDDEN char vm_sud_allow(char allow);
-VM_HIDDEN void vm_sud_restore(char prev);
+MMN_HIDDEN char vm_sud_allow(char allow);
+MMN_HIDDEN void vm_sud_restore(char prev);
 
 /* hooks.c: run mapping system call @nr through its bracket; false if @nr is
  * not one. *@ret: the kernel's value. Counted as a raw call. */
-VM_HIDDEN bool vm_mapping_syscall(long nr, const long a[6], long *ret);
+MMN_HIDDEN bool vm_mapping_syscall(long nr, const long a[6], long *ret);
 /* hooks.c: patch libc's syscall() (0 or -errno). */
-VM_HIDDEN int vm_install_syscall_hook(void);
+MMN_HIDDEN int vm_install_syscall_hook(void);
 /* process.c: the next vm_call_begin()s on this thread are a raw call's. */
-VM_HIDDEN void vm_call_set_raw(bool raw);
+MMN_HIDDEN void vm_call_set_raw(bool raw);
 
 #endif /* MMN_VM_H */
