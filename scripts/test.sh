@@ -9,7 +9,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
-	debhelper lintian devscripts fakeroot ||
+	debhelper lintian devscripts fakeroot \
+	mesa-vulkan-drivers libvulkan-dev glslang-tools ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)
