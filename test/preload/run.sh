@@ -40,7 +40,8 @@ shift 3
 
 ALL_CASES="python3 sort sort-parallel xz perl mawk tar find-sort exit-status
 ctl-raw-munmap-file ctl-raw-mprotect-file ctl-raw-munmap-anon
-ctl-raw-munmap-anon-nobackstop ctl-munmap-file gap-dlclose"
+ctl-raw-munmap-anon-nobackstop ctl-munmap-file gap-dlclose
+raw-munmap-file raw-mprotect-file raw-munmap-anon dlclose"
 cases=${*:-$ALL_CASES}
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -336,14 +337,17 @@ for c in $cases; do
 		else
 			skip exit-status "/usr/bin/python3 not installed"
 		fi ;;
+	# The ctl-raw-* controls turn the raw path off (MMN_RAW=0), so they
+	# still prove that the self-check catches what nothing reports.
 	ctl-raw-munmap-file)
-		run_control "$c" "violation:no longer mapped" -- raw-munmap-file ;;
+		run_control "$c" "violation:no longer mapped" MMN_RAW=0 -- raw-munmap-file ;;
 	ctl-raw-mprotect-file)
-		run_control "$c" "violation:permissions changed" -- raw-mprotect-file ;;
+		run_control "$c" "violation:permissions changed" MMN_RAW=0 -- raw-mprotect-file ;;
 	ctl-raw-munmap-anon)
 		# The userfaultfd backstop reports the raw unmap (after the fact).
 		if backstop_runs; then
-			run_control "$c" "clean:backstop_events>=1 retired>=1" -- raw-munmap-anon
+			run_control "$c" "clean:backstop_events>=1 retired>=1" MMN_RAW=0 \
+				-- raw-munmap-anon
 		else
 			skip "$c" "userfaultfd backstop not running here"
 		fi ;;
@@ -354,16 +358,25 @@ for c in $cases; do
 			# there (cause not established; the hooks are not involved).
 			skip "$c" "qemu-user: the checker does not reliably see a raw anonymous unmap"
 		else
-			run_control "$c" "violation:no longer mapped" MMN_BACKSTOP=0 -- raw-munmap-anon
+			run_control "$c" "violation:no longer mapped" MMN_RAW=0 MMN_BACKSTOP=0 \
+				-- raw-munmap-anon
 		fi ;;
+	# The same raw calls with the raw path on: seen before the change.
+	raw-munmap-file)
+		run_control "$c" "clean:retired>=1 raw_before>=1" -- raw-munmap-file ;;
+	raw-mprotect-file)
+		run_control "$c" "clean:raw_before>=1" -- raw-mprotect-file ;;
+	raw-munmap-anon)
+		run_control "$c" "clean:retired>=1 raw_before>=1" MMN_BACKSTOP=0 \
+			-- raw-munmap-anon ;;
+	dlclose)
+		run_control "$c" "clean:retired>=1 raw_before>=1" -- dlclose "$DLLIB" ;;
 	ctl-munmap-file)
 		run_control "$c" "clean:retired>=1 hook_munmap>=1" -- munmap-file ;;
 	gap-dlclose)
-		# Known gap (docs/preload.md): ld.so maps and unmaps shared objects
-		# with its own system-call wrappers, which libmmn does not patch.
-		# If this starts failing with violations=0, the gap was closed:
-		# make it a "clean" control.
-		run_control "$c" "violation:no longer mapped" -- dlclose "$DLLIB" ;;
+		# ld.so maps and unmaps shared objects with its own system-call
+		# wrappers; without the raw path (MMN_RAW=0) nothing sees them.
+		run_control "$c" "violation:no longer mapped" MMN_RAW=0 -- dlclose "$DLLIB" ;;
 	*)
 		echo "run.sh: unknown case $c" >&2
 		failed=$((failed + 1)) ;;
