@@ -28,6 +28,8 @@
 
 #include <mmn.h>
 
+#include "common/bench_util.h"
+
 #ifndef MMN_BENCH_BUILD_TYPE
 #define MMN_BENCH_BUILD_TYPE "unknown"
 #endif
@@ -46,25 +48,9 @@ static bool csv;
 
 static volatile unsigned long sink;	/* keeps results alive */
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_core: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
 
 /* ---- timing ---------------------------------------------------------------- */
 
-struct result {
-	double median, min, max;	/* ns per operation, over batches */
-};
 
 typedef void bench_fn(void *ctx, long n);
 
@@ -74,15 +60,8 @@ struct bench_case {
 	void *ctx;
 	long ops;			/* per batch */
 	double v[MAX_BATCHES];
-	struct result r;
+	struct mmn_bench_summary r;
 };
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 /*
  * Batch b of every case runs before batch b + 1 of any, so load from other
@@ -94,19 +73,16 @@ static void measure(struct bench_case *cases, int nr_cases)
 		cases[c].fn(cases[c].ctx, cases[c].ops / 10 + 1);	/* warm up */
 	for (int b = 0; b < nr_batches; b++) {
 		for (int c = 0; c < nr_cases; c++) {
-			uint64_t t0 = now_ns();
+			uint64_t t0 = mmn_bench_now_ns();
 
 			cases[c].fn(cases[c].ctx, cases[c].ops);
-			cases[c].v[b] = (double)(now_ns() - t0) / (double)cases[c].ops;
+			cases[c].v[b] = (double)(mmn_bench_now_ns() - t0) / (double)cases[c].ops;
 		}
 	}
 	for (int c = 0; c < nr_cases; c++) {
 		struct bench_case *k = &cases[c];
 
-		qsort(k->v, (size_t)nr_batches, sizeof(k->v[0]), cmp_double);
-		k->r.median = k->v[nr_batches / 2];
-		k->r.min = k->v[0];
-		k->r.max = k->v[nr_batches - 1];
+		k->r = mmn_bench_summarize(k->v, nr_batches);
 	}
 }
 
@@ -168,19 +144,19 @@ static void domain_build(struct domain *d, unsigned long n)
 	d->n = n;
 	d->stride = ((1ul << 47) / n) & ~(PAGE - 1);
 	if (d->stride < 4 * PAGE)
-		die("too many notifiers for the layout", EINVAL);
+		mmn_bench_die("too many notifiers for the layout", EINVAL);
 	ret = mmn_mm_new(&d->mm);
 	if (ret)
-		die("mmn_mm_new", ret);
+		mmn_bench_die("mmn_mm_new", ret);
 	d->subs = calloc(n, sizeof(*d->subs));
 	d->gaps = malloc(RANDOM_GAPS * sizeof(*d->gaps));
 	if (!d->subs || !d->gaps)
-		die("allocating notifiers", ENOMEM);
+		mmn_bench_die("allocating notifiers", ENOMEM);
 	for (unsigned long i = 0; i < n; i++) {
 		ret = mmn_interval_notifier_insert(&d->subs[i], d->mm, i * d->stride, PAGE,
 						   &bench_ops);
 		if (ret)
-			die("mmn_interval_notifier_insert", ret);
+			mmn_bench_die("mmn_interval_notifier_insert", ret);
 	}
 	for (int i = 0; i < RANDOM_GAPS; i++)
 		d->gaps[i] = (unsigned int)(xorshift(&rng) % n);
@@ -191,7 +167,7 @@ static void domain_free(struct domain *d)
 	for (unsigned long i = 0; i < d->n; i++)
 		mmn_interval_notifier_remove(&d->subs[i]);
 	if (mmn_mm_destroy(d->mm))
-		die("mmn_mm_destroy", EBUSY);
+		mmn_bench_die("mmn_mm_destroy", EBUSY);
 	free(d->subs);
 	free(d->gaps);
 }
@@ -236,7 +212,7 @@ static void check_miss(struct miss_ctx *c)
 	mmn_mm_get_stats(c->d->mm, &before);
 	ret = mmn_invalidate_range_start(&c->range);
 	if (ret)
-		die("mmn_invalidate_range_start", ret);
+		mmn_bench_die("mmn_invalidate_range_start", ret);
 	mmn_invalidate_range_end(&c->range);
 	mmn_mm_get_stats(c->d->mm, &after);
 	if (after.invalidations_hit != before.invalidations_hit || (after.seq & 1)) {
@@ -277,16 +253,16 @@ static void t3_setup(void)
 	int ret = mmn_mm_new(&t3_mm);
 
 	if (ret)
-		die("mmn_mm_new", ret);
+		mmn_bench_die("mmn_mm_new", ret);
 	ret = mmn_interval_notifier_insert(&t3_sub, t3_mm, 0x10000, PAGE, &bench_ops);
 	if (ret)
-		die("mmn_interval_notifier_insert", ret);
+		mmn_bench_die("mmn_interval_notifier_insert", ret);
 }
 
 static void t3_teardown(void)
 {
 	if (sink)
-		die("read_retry reported a collision with nothing running", EINVAL);
+		mmn_bench_die("read_retry reported a collision with nothing running", EINVAL);
 	mmn_interval_notifier_remove(&t3_sub);
 	mmn_mm_destroy(t3_mm);
 }
@@ -308,15 +284,15 @@ static double measure_t6(void)
 	int ret;
 
 	if (!subs)
-		die("allocating notifiers", ENOMEM);
+		mmn_bench_die("allocating notifiers", ENOMEM);
 	ret = mmn_mm_new(&mm);
 	if (ret)
-		die("mmn_mm_new", ret);
+		mmn_bench_die("mmn_mm_new", ret);
 	before = heap_in_use();
 	for (unsigned long i = 0; i < mem_n; i++) {
 		ret = mmn_interval_notifier_insert(&subs[i], mm, i * 2 * PAGE, PAGE, &bench_ops);
 		if (ret)
-			die("mmn_interval_notifier_insert", ret);
+			mmn_bench_die("mmn_interval_notifier_insert", ret);
 	}
 	after = heap_in_use();
 	for (unsigned long i = 0; i < mem_n; i++)
@@ -328,7 +304,7 @@ static double measure_t6(void)
 
 /* ---- report ---------------------------------------------------------------- */
 
-static void row(const char *name, struct result r)
+static void row(const char *name, struct mmn_bench_summary r)
 {
 	if (csv)
 		printf("%s,%.2f,%.2f,%.2f,ns/op\n", name, r.median, r.min, r.max);
@@ -359,7 +335,7 @@ int main(int argc, char **argv)
 	char name_small[64], name_big[64], name_random[64], what[96];
 	struct domain small, big;
 	struct miss_ctx miss_small, miss_big, miss_random;
-	struct result mutex, t2_small, t2_big, t2_random, t3;
+	struct mmn_bench_summary mutex, t2_small, t2_big, t2_random, t3;
 	double t6;
 
 	for (int i = 1; i < argc; i++) {
