@@ -37,6 +37,7 @@ struct hit_result {
 	struct child_head head;
 	int hit_rounds;
 	double hit_ns[NHIT][MAXROUNDS];
+	double cpu_ns[NHIT][MAXROUNDS];	/* the same in thread CPU time */
 };
 
 /* ---- part 1: hit cost --------------------------------------------------- */
@@ -47,7 +48,7 @@ struct hit_work {
 	const uint32_t *order;
 	long pairs;
 	int same;		/* always region 0 */
-	double ns;
+	double ns, cpu_ns;
 	pthread_barrier_t *bar;
 };
 
@@ -90,19 +91,30 @@ static __attribute__((noinline)) void hit_loop_ucx(struct hit_work *w)
 	}
 }
 
+/* CPU time of the calling thread: leaves out the time other processes ran. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void *hit_thread(void *arg)
 {
 	struct hit_work *w = arg;
-	uint64_t t0;
+	uint64_t t0, c0;
 
 	if (w->bar)
 		pthread_barrier_wait(w->bar);
+	c0 = thread_cpu_ns();
 	t0 = now_ns();
 	if (w->s->kind == SYS_MMN)
 		hit_loop_mmn(w);
 	else
 		hit_loop_ucx(w);
 	w->ns = (double)(now_ns() - t0) / (double)w->pairs;
+	w->cpu_ns = (double)(thread_cpu_ns() - c0) / (double)w->pairs;
 	return NULL;
 }
 
@@ -146,6 +158,7 @@ static void part_hits(struct sys *s, struct hit_result *res)
 			if (c != HIT_TWO_THREADS) {
 				hit_thread(&w[0]);
 				res->hit_ns[c][round] = w[0].ns;
+				res->cpu_ns[c][round] = w[0].cpu_ns;
 				continue;
 			}
 			pthread_barrier_init(&bar, NULL, 2);
@@ -156,6 +169,7 @@ static void part_hits(struct sys *s, struct hit_result *res)
 			pthread_join(th, NULL);
 			pthread_barrier_destroy(&bar);
 			res->hit_ns[c][round] = (w[0].ns + w[1].ns) / 2;
+			res->cpu_ns[c][round] = (w[0].cpu_ns + w[1].cpu_ns) / 2;
 		}
 		res->hit_rounds = round + 1;
 	}
@@ -178,7 +192,7 @@ static void child_body(int kind, int arg, void *resp)
 int main(int argc, char **argv)
 {
 	static struct hit_result res[NSYS][2];
-	double hit[NSYS][NHIT][2 * MAXROUNDS], med[NSYS][NHIT];
+	double hit[NSYS][NHIT][2 * MAXROUNDS], med[NSYS][NHIT], cmed[NSYS][NHIT];
 	int nhit[NSYS][NHIT] = { { 0 } };
 	bool failed = false;
 
@@ -230,14 +244,31 @@ int main(int argc, char **argv)
 				for (int r = 0; r < res[k][pass].hit_rounds; r++)
 					hit[k][c][nhit[k][c]++] = res[k][pass].hit_ns[c][r];
 			med[k][c] = mmn_bench_median(hit[k][c], nhit[k][c]);
+			nhit[k][c] = 0;
+			for (int pass = 0; pass < 2; pass++)
+				for (int r = 0; r < res[k][pass].hit_rounds; r++)
+					hit[k][c][nhit[k][c]++] = res[k][pass].cpu_ns[c][r];
+			cmed[k][c] = mmn_bench_median(hit[k][c], nhit[k][c]);
 		}
 		printf("%-34s %10.1f %10.1f %9.2f\n", hit_name[c], med[SYS_MMN][c], med[SYS_UCX][c],
 		       med[SYS_UCX][c] > 0 ? med[SYS_MMN][c] / med[SYS_UCX][c] : 0);
 	}
-	/* Throughput of two threads over one: each thread's ns per pair is timed alone. */
-	printf("ucx hit scaling, 2 threads / 1 thread: %.2f\n",
+	printf("\n   thread CPU time, ns per pair (excludes time the thread waited for a CPU):\n");
+	for (int c = 0; c < NHIT; c++)
+		printf("%-34s %10.1f %10.1f %9.2f\n", hit_name[c], cmed[SYS_MMN][c], cmed[SYS_UCX][c],
+		       cmed[SYS_UCX][c] > 0 ? cmed[SYS_MMN][c] / cmed[SYS_UCX][c] : 0);
+	/*
+	 * Throughput of two threads over one (random-1024 case): 2 x the one
+	 * thread's ns per pair over the ns per pair of each of the two.
+	 */
+	printf("ucx hit scaling, 2 threads / 1 thread: %.2f (CPU time: %.2f)\n",
 	       med[SYS_UCX][HIT_TWO_THREADS] > 0
-		       ? 2 * med[SYS_UCX][HIT_RANDOM] / med[SYS_UCX][HIT_TWO_THREADS] : 0.0);
+		       ? 2 * med[SYS_UCX][HIT_RANDOM] / med[SYS_UCX][HIT_TWO_THREADS] : 0.0,
+	       cmed[SYS_UCX][HIT_TWO_THREADS] > 0
+		       ? 2 * cmed[SYS_UCX][HIT_RANDOM] / cmed[SYS_UCX][HIT_TWO_THREADS] : 0.0);
+	printf("mmn hit scaling in CPU time, 2 threads / 1 thread: %.2f\n",
+	       cmed[SYS_MMN][HIT_TWO_THREADS] > 0
+		       ? 2 * cmed[SYS_MMN][HIT_RANDOM] / cmed[SYS_MMN][HIT_TWO_THREADS] : 0.0);
 	printf("\nhit scaling, 2 threads / 1 thread: %.2f\n",
 	       med[SYS_MMN][HIT_TWO_THREADS] > 0
 		       ? 2 * med[SYS_MMN][HIT_RANDOM] / med[SYS_MMN][HIT_TWO_THREADS] : 0.0);
