@@ -248,6 +248,51 @@ static void bench_read_begin_retry(void *ctx, long n)
 static struct mmn_mm *t3_mm;
 static struct mmn_interval_notifier t3_sub;
 
+/*
+ * The memory limit, measured: one dependent load at a random place in a
+ * buffer far larger than the caches (a random cyclic permutation of its
+ * cache lines, each holding the index of the next), so every load waits for
+ * a cache miss and, over 4 KiB pages, mostly a TLB miss as well -- what the
+ * leaf of a cold lookup costs at the least.
+ */
+#define CHASE_BYTES (64ul << 20)
+#define CHASE_LINE 64
+
+static unsigned long *chase_buf;
+static volatile unsigned long chase_pos;
+
+static void chase_setup(void)
+{
+	unsigned long n = CHASE_BYTES / CHASE_LINE, stride = CHASE_LINE / sizeof(unsigned long);
+	unsigned long *perm = malloc(n * sizeof(*perm));
+	uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+	chase_buf = malloc(CHASE_BYTES);
+	if (!perm || !chase_buf)
+		mmn_bench_die("allocating the pointer-chase buffer", ENOMEM);
+	for (unsigned long i = 0; i < n; i++)
+		perm[i] = i;
+	for (unsigned long i = n - 1; i > 0; i--) {	/* Fisher-Yates */
+		unsigned long j = (unsigned long)(xorshift(&rng) % (i + 1)), t = perm[i];
+
+		perm[i] = perm[j];
+		perm[j] = t;
+	}
+	for (unsigned long i = 0; i < n; i++)	/* one cycle through every line */
+		chase_buf[perm[i] * stride] = perm[(i + 1) % n] * stride;
+	free(perm);
+}
+
+static void bench_chase(void *ctx, long n)
+{
+	unsigned long p = chase_pos;
+
+	(void)ctx;
+	for (long i = 0; i < n; i++)
+		p = chase_buf[p];
+	chase_pos = p;	/* volatile: the loads cannot be dropped */
+}
+
 static void t3_setup(void)
 {
 	int ret = mmn_mm_new(&t3_mm);
@@ -349,7 +394,7 @@ int main(int argc, char **argv)
 	char name_small[64], name_big[64], name_random[64], what[96];
 	struct domain small, big;
 	struct miss_ctx miss_small, miss_big, miss_random;
-	struct mmn_bench_summary mutex, t2_small, t2_big, t2_random, t3;
+	struct mmn_bench_summary mutex, t2_small, t2_big, t2_random, t3, chase;
 	double t6;
 
 	for (int i = 1; i < argc; i++) {
@@ -377,6 +422,7 @@ int main(int argc, char **argv)
 	miss_setup(&miss_big, &big, big_n);
 	miss_random = miss_big;
 	t3_setup();
+	chase_setup();
 	{
 		struct bench_case cases[] = {
 			{ .fn = bench_mutex_pair, .ops = batch_ops },
@@ -386,6 +432,7 @@ int main(int argc, char **argv)
 			{ .fn = bench_miss_random, .ctx = &miss_random,
 			  .ops = batch_ops / 100 + 1 },
 			{ .fn = bench_read_begin_retry, .ctx = &t3_sub, .ops = batch_ops },
+			{ .fn = bench_chase, .ops = batch_ops / 100 + 1 },
 		};
 
 		measure(cases, (int)(sizeof(cases) / sizeof(cases[0])));
@@ -394,6 +441,7 @@ int main(int argc, char **argv)
 		t2_big = cases[2].r;
 		t2_random = cases[3].r;
 		t3 = cases[4].r;
+		chase = cases[5].r;
 	}
 	t3_teardown();
 	domain_free(&small);
@@ -419,6 +467,7 @@ int main(int argc, char **argv)
 	row(name_big, t2_big);
 	row(name_random, t2_random);
 	row("T3 read_begin+read_retry", t3);
+	row("one random load in 64 MiB (memory limit)", chase);
 	if (csv) {
 		printf("T6 bytes per notifier,%.2f,,,bytes\n", t6);
 		printf("sizeof(struct mmn_interval_notifier),%zu,,,bytes\n",
@@ -443,6 +492,9 @@ int main(int argc, char **argv)
 			 count_name(big, sizeof(big), big_n), count_name(small, sizeof(small), small_n));
 		target("T2c", what, t2_random.median / t2_small.median, 15.0);
 	}
+	if (!csv)
+		printf("    (info: cold miss = hot miss + %.2f random loads in 64 MiB)\n",
+		       (t2_random.median - t2_small.median) / chase.median);
 	target("T3", "read_begin+read_retry / mutex pair", t3.median / mutex.median, 2.0);
 	target("T6", "library heap bytes per notifier", t6, 64.0);
 	return 0;
