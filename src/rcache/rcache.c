@@ -252,11 +252,6 @@ static uint64_t rc_gets(const struct rc_region *r)
 	return gets;
 }
 
-static bool rc_invalid(const struct rc_region *r)
-{
-	return __atomic_load_n(&r->slot[0].gets, __ATOMIC_ACQUIRE) & REF_INVALID;
-}
-
 /* INVALID into every slot: no get takes a reference from now on. Lock held. */
 static void rc_set_invalid(struct rc_region *r)
 {
@@ -1139,5 +1134,10 @@ void *mmn_rcache_reg_priv(struct mmn_rcache_reg *reg, unsigned int dev)
 
 bool mmn_rcache_reg_valid(const struct mmn_rcache_reg *reg)
 {
-	return reg && !rc_invalid((const struct rc_region *)reg);
+	/*
+	 * The state, not the INVALID bit: eviction sets INVALID for a moment
+	 * on a region it then finds held, and a held region stays LIVE until
+	 * an invalidation kills it.
+	 */
+	return reg && rc_state((const struct rc_region *)reg) == RC_LIVE;
 }
