@@ -13,13 +13,13 @@
 
 #include <stdbool.h>
 
-#define MMN_FORK_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Take domains_lock and every domain's lock. */
-MMN_FORK_HIDDEN void mmn_fork_lock_all(void);
+MMN_HIDDEN void mmn_fork_lock_all(void);
 /* Undo it: in the parent unlock; in the child re-initialise and quiesce. */
-MMN_FORK_HIDDEN void mmn_fork_unlock_all(bool child);
+MMN_HIDDEN void mmn_fork_unlock_all(bool child);
 /* From now on the caller locks inside fork(): the atfork handlers stand aside. */
-MMN_FORK_HIDDEN void mmn_fork_locked_in_libc(void);
+MMN_HIDDEN void mmn_fork_locked_in_libc(void);
 
 #endif /* MMN_CORE_FORK_H */

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hidden.h"
 #include "mmn.h"
 
 #define MMN_IX_FAN 16		/* entries per node */
@@ -67,36 +68,36 @@ struct mmn_itree_iter {
  * @node->start and @node->last must be set. The tree must hold
  * mmn_itree_spare_needed(@tree, 1) spare nodes.
  */
-void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node);
+MMN_HIDDEN void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node);
 /* Never needs a spare node; the nodes it frees join the spare list. */
-void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node);
+MMN_HIDDEN void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node);
 
 /* First interval, in walk order, that overlaps [start, last]; NULL if none. */
-struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
+MMN_HIDDEN struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       struct mmn_itree_iter *it,
 				       unsigned long start, unsigned long last);
 /* The next one after the last returned by @it; NULL when there is none. */
-struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it);
+MMN_HIDDEN struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it);
 
 /*
  * Spare nodes the tree must hold so that @inserts inserts (and any removals)
  * can be applied one after the other without allocating.
  */
-size_t mmn_itree_spare_needed(const struct mmn_itree *tree, size_t inserts);
+MMN_HIDDEN size_t mmn_itree_spare_needed(const struct mmn_itree *tree, size_t inserts);
 /*
  * Allocate @n nodes, linked as a list: all or nothing (NULL and errno
  * ENOMEM). Call it without any lock an invalidation may take.
  */
-struct mmn_ix_node *mmn_itree_nodes_alloc(size_t n);
+MMN_HIDDEN struct mmn_ix_node *mmn_itree_nodes_alloc(size_t n);
 /* Give a list from mmn_itree_nodes_alloc() to the tree's spare list. */
-void mmn_itree_spare_give(struct mmn_itree *tree, struct mmn_ix_node *list);
+MMN_HIDDEN void mmn_itree_spare_give(struct mmn_itree *tree, struct mmn_ix_node *list);
 /*
  * Detach the spare nodes beyond mmn_itree_spare_needed(@tree, @inserts) (all
  * of them for @inserts == 0 on an empty tree) and return them as a list.
  */
-struct mmn_ix_node *mmn_itree_spare_trim(struct mmn_itree *tree, size_t inserts);
+MMN_HIDDEN struct mmn_ix_node *mmn_itree_spare_trim(struct mmn_itree *tree, size_t inserts);
 /* Free a list of nodes (outside any lock an invalidation may take). */
-void mmn_itree_nodes_free(struct mmn_ix_node *list);
+MMN_HIDDEN void mmn_itree_nodes_free(struct mmn_ix_node *list);
 
 /*
  * Checks order (equal starts: not checked here, the callers' tests do),
@@ -105,6 +106,6 @@ void mmn_itree_nodes_free(struct mmn_ix_node *list);
  * pays for @pending_inserts inserts. Returns NULL if the tree is sound, else a
  * constant text naming the first broken invariant. O(n).
  */
-const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts);
+MMN_HIDDEN const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts);
 
 #endif /* MMN_ITREE_H */

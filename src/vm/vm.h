@@ -13,26 +13,26 @@
 #include <mmn.h>
 #include <mmn/process.h>
 
-#define VM_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Hooked calls nested in callbacks deeper than this are not followed. */
 #define VM_MAX_NEST 8
 
-VM_HIDDEN extern unsigned long vm_page_size;
+MMN_HIDDEN extern unsigned long vm_page_size;
 
 /* patch.c: make libc's function at @target jump to @hook (same signature). */
 typedef void vm_hook_fn(void);
-VM_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
+MMN_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
 /* The same, keeping the function callable: its known first @len bytes move
  * to a trampoline returned in *@original. */
-VM_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+MMN_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 			      size_t len, void **original);
-VM_HIDDEN void *vm_libc_symbol(const char *name);
+MMN_HIDDEN void *vm_libc_symbol(const char *name);
 
 /* hooks.c: patches every hook; fills @method and @error per call. */
-VM_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
+MMN_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
 /* fork.c: take the domain locks inside fork(); 0 or -errno (then atfork it is). */
-VM_HIDDEN int vm_install_fork_hook(void);
+MMN_HIDDEN int vm_install_fork_hook(void);
 
 /* process.c: one hooked call's invalidation, opened before the system call. */
 struct vm_call {
@@ -40,19 +40,19 @@ struct vm_call {
 	int slot;		/* in-flight slot for the backstop, or -1 */
 	bool open;		/* a region is open: end it */
 };
-VM_HIDDEN void vm_call_begin(struct vm_call *c, enum mmn_process_call call,
+MMN_HIDDEN void vm_call_begin(struct vm_call *c, enum mmn_process_call call,
 			     enum mmn_event event, unsigned long start, unsigned long end);
-VM_HIDDEN void vm_call_end(struct vm_call *c);
-VM_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
+MMN_HIDDEN void vm_call_end(struct vm_call *c);
+MMN_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
 
 /* backstop.c: the userfaultfd monitor. */
-VM_HIDDEN int vm_backstop_start(void);
-VM_HIDDEN bool vm_backstop_running(void);
-VM_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
-VM_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
-VM_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
-VM_HIDDEN void vm_inflight_done(int slot);
-VM_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
+MMN_HIDDEN int vm_backstop_start(void);
+MMN_HIDDEN bool vm_backstop_running(void);
+MMN_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
+MMN_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
+MMN_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
+MMN_HIDDEN void vm_inflight_done(int slot);
+MMN_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
 
 /* maps.c: /proc/self/maps, read with raw system calls into a stack buffer. */
 struct vm_map {
@@ -61,6 +61,6 @@ struct vm_map {
 	const char *path;	/* valid during the callback only; "" if none */
 };
 /* Calls @fn for each mapping until it returns non-zero; returns that, or -errno. */
-VM_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
+MMN_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
 
 #endif /* MMN_VM_H */

@@ -25,6 +25,7 @@
 #include "harness.h"
 #include <mmn.h>
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #define BUFFERS 64
 #define GETTERS 2

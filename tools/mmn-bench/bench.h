@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #define BENCH_MAX_DEVCOUNTS 32
 
