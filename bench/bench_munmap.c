@@ -55,6 +55,8 @@
 
 #include <mmn/process.h>
 
+#include "common/bench_util.h"
+
 #ifndef MMN_BENCH_BUILD_TYPE
 #define MMN_BENCH_BUILD_TYPE "unknown"
 #endif
@@ -73,19 +75,9 @@ static int nr_batches = 201;
 static int batch_pages = 512;
 static bool csv;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_munmap: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
+/* The shared helpers (bench/common/bench_util.h) under their short local names. */
+#define now_ns mmn_bench_now_ns
+#define die mmn_bench_die
 
 /* ---- the cases ---------------------------------------------------------------- */
 
@@ -148,17 +140,11 @@ static double batch(enum how how, enum what what)
 	return (double)(t1 - t0) / batch_pages;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static struct result summarize(double *v)
 {
-	qsort(v, (size_t)nr_batches, sizeof(v[0]), cmp_double);
-	return (struct result){ v[nr_batches / 2], v[0], v[nr_batches - 1] };
+	struct mmn_bench_summary s = mmn_bench_summarize(v, nr_batches);
+
+	return (struct result){ s.median, s.min, s.max };
 }
 
 /* Raw and hooked batches of @what, interleaved, alternating the order. */
