@@ -986,8 +986,9 @@ void selfcheck_exit(void)
 	}
 
 	if (sc.log_path[0]) {
-		fd = raw_syscall(SYS_open, sc.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				 0644, 0, 0, 0);
+		/* openat: aarch64 has no open system call. */
+		fd = raw_syscall(SYS_openat, AT_FDCWD, sc.log_path,
+				 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644, 0, 0);
 		f.fd = fd >= 0 ? (int)fd : -1;
 	} else {
 		f.fd = STDERR_FILENO;	/* may be closed already (sort closes it) */

@@ -24,7 +24,8 @@ MMN_HIDDEN extern unsigned long vm_page_size;
 typedef void vm_hook_fn(void);
 MMN_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
 /* The same, keeping the function callable: its known first @len bytes move
- * to a trampoline returned in *@original. */
+ * to a trampoline returned in *@original. On aarch64 (patch_aarch64.c) the
+ * first instruction is relocated whatever it is, so @prologue may be NULL. */
 MMN_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 			      size_t len, void **original);
 MMN_HIDDEN void *vm_libc_symbol(const char *name);
