@@ -27,6 +27,17 @@
  * so the largest ratio) and mmap+touch+munmap pairs (both calls hooked vs
  * both raw).
  *
+ * Raw system calls (T7, docs/process-events.md "Raw system calls"): two more
+ * children, one with the raw path (syscall user dispatch) and one without
+ * (MMN_RAW=0; the T4 runs above use MMN_RAW=0 too, so their "raw" baseline,
+ * libc's syscall(), runs nothing of libmmn), time a `syscall` instruction in
+ * this program unmapping a touched page (T7: with/without <= 2.0; timed in
+ * thread CPU time, see cpu_ns()), libc's
+ * munmap with the raw path on against off (T4: libc's munmap unchanged), and
+ * getpid loops: libc's getpid (allowed: what the mechanism costs every other
+ * system call) and a raw getpid instruction (trapped: what it costs a
+ * non-mapping raw call).
+ *
  * Usage: bench_munmap [--smoke] [--csv]
  *   --smoke  tiny counts: only proves the program runs (CTest, debug builds)
  */
@@ -43,6 +54,8 @@
 #include <unistd.h>
 
 #include <mmn/process.h>
+
+#include "common/bench_util.h"
 
 #ifndef MMN_BENCH_BUILD_TYPE
 #define MMN_BENCH_BUILD_TYPE "unknown"
@@ -62,19 +75,9 @@ static int nr_batches = 201;
 static int batch_pages = 512;
 static bool csv;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void die(const char *what, int err)
-{
-	fprintf(stderr, "bench_munmap: %s: %s\n", what, strerror(err < 0 ? -err : err));
-	exit(1);
-}
+/* The shared helpers (bench/common/bench_util.h) under their short local names. */
+#define now_ns mmn_bench_now_ns
+#define die mmn_bench_die
 
 /* ---- the cases ---------------------------------------------------------------- */
 
@@ -137,17 +140,11 @@ static double batch(enum how how, enum what what)
 	return (double)(t1 - t0) / batch_pages;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static struct result summarize(double *v)
 {
-	qsort(v, (size_t)nr_batches, sizeof(v[0]), cmp_double);
-	return (struct result){ v[nr_batches / 2], v[0], v[nr_batches - 1] };
+	struct mmn_bench_summary s = mmn_bench_summarize(v, nr_batches);
+
+	return (struct result){ s.median, s.min, s.max };
 }
 
 /* Raw and hooked batches of @what, interleaved, alternating the order. */
@@ -302,6 +299,180 @@ static void check(const struct run *r)
 	}
 }
 
+/* ---- raw system calls (T7) --------------------------------------------------- */
+
+enum raw_case { RC_RAW_MUNMAP, RC_LIBC_MUNMAP, RC_LIBC_GETPID, RC_RAW_GETPID, RC_COUNT };
+
+struct raw_run {
+	int raw_error;
+	uint64_t raw_events;
+	struct result res[RC_COUNT];
+};
+
+static long raw_insn(long nr, long a, long b)
+{
+#if defined(__x86_64__)
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "rcx", "r11", "memory");
+	return ret;
+#else
+	return syscall(nr, a, b);
+#endif
+}
+
+/*
+ * The raw section times the thread's CPU time (user + kernel), not the wall
+ * clock: a trapped call enters the kernel twice (the call, then rt_sigreturn)
+ * and each return to user space is a preemption point, so on a machine that
+ * others load, wall time measures their time slices (docs/process-events.md).
+ */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double raw_batch(enum raw_case c)
+{
+	uint64_t t0, t1;
+
+	if (c == RC_LIBC_GETPID || c == RC_RAW_GETPID) {
+		t0 = cpu_ns();
+		for (int i = 0; i < batch_pages; i++) {
+			if (c == RC_LIBC_GETPID)
+				getpid();
+			else
+				raw_insn(SYS_getpid, 0, 0);
+		}
+		t1 = cpu_ns();
+		return (double)(t1 - t0) / batch_pages;
+	}
+	for (int i = 0; i < batch_pages; i++) {
+		pages[i] = map_page(HOOKED);
+		*(volatile char *)pages[i] = 1;
+	}
+	t0 = cpu_ns();
+	for (int i = 0; i < batch_pages; i++) {
+		long ret = c == RC_RAW_MUNMAP ? raw_insn(SYS_munmap, (long)pages[i], PAGE)
+					      : munmap(pages[i], PAGE);
+
+		if (ret)
+			die("munmap", ret < 0 ? (int)-ret : errno);
+	}
+	t1 = cpu_ns();
+	return (double)(t1 - t0) / batch_pages;
+}
+
+static void raw_run_all(struct raw_run *r)
+{
+	static double v[RC_COUNT][MAX_BATCHES];
+	struct mmn_process_coverage cov;
+	struct mmn_mm *mm;
+	int ret = mmn_process_mm(&mm);
+
+	if (ret)
+		die("mmn_process_mm", ret);
+	for (int c = 0; c < RC_COUNT; c++)
+		raw_batch((enum raw_case)c);	/* warm up */
+	for (int b = 0; b < nr_batches; b++)
+		for (int c = 0; c < RC_COUNT; c++)
+			v[(b & 1) ? RC_COUNT - 1 - c : c][b] =
+				raw_batch((enum raw_case)((b & 1) ? RC_COUNT - 1 - c : c));
+	for (int c = 0; c < RC_COUNT; c++)
+		r->res[c] = summarize(v[c]);
+	mmn_process_coverage(&cov);
+	r->raw_error = cov.raw_error;
+	r->raw_events = cov.raw_events[MMN_CALL_MUNMAP];
+}
+
+/* @raw_on: with the raw path; otherwise MMN_RAW=0. In a child of its own. */
+static void raw_measure(bool raw_on, struct raw_run *r)
+{
+	int fds[2], status;
+	pid_t pid;
+
+	if (pipe(fds))
+		die("pipe", errno);
+	pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		close(fds[0]);
+		setenv("MMN_BACKSTOP", "0", 1);
+		if (raw_on)
+			unsetenv("MMN_RAW");
+		else
+			setenv("MMN_RAW", "0", 1);
+		raw_run_all(r);
+		if (write(fds[1], r, sizeof(*r)) != sizeof(*r))
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (read(fds[0], r, sizeof(*r)) != sizeof(*r) || waitpid(pid, &status, 0) != pid ||
+	    !WIFEXITED(status) || WEXITSTATUS(status))
+		die("a raw-path child failed", EIO);
+	close(fds[0]);
+}
+
+static struct raw_run raw_on, raw_off;
+
+/* Before this process creates its own domain: the children must start clean. */
+static void raw_section_measure(void)
+{
+	raw_measure(false, &raw_off);
+	raw_measure(true, &raw_on);
+}
+
+static void raw_section(void)
+{
+	static const char *const names[RC_COUNT] = {
+		"raw munmap, touched page", "libc munmap, touched page",
+		"libc getpid", "raw getpid",
+	};
+	const struct raw_run on = raw_on, off = raw_off;
+	uint64_t expect = (uint64_t)(nr_batches + 1) * (uint64_t)batch_pages;
+
+	if (on.raw_error == 0 && on.raw_events != expect) {
+		fprintf(stderr, "bench_munmap: the raw path saw %llu munmaps, expected %llu\n",
+			(unsigned long long)on.raw_events, (unsigned long long)expect);
+		exit(1);
+	}
+	if (!csv) {
+		printf("\nraw system calls (backstop off; thread CPU ns per call): raw path on");
+		if (on.raw_error)
+			printf(" (NOT on: %s)", strerror(-on.raw_error));
+		printf(" vs off (MMN_RAW=0)\n  %-8s %-31s %9s %9s %9s\n", "path", "", "median",
+		       "min", "max");
+	}
+	for (int c = 0; c < RC_COUNT; c++) {
+		for (int on_ = 0; on_ <= 1; on_++) {
+			const struct result *res = on_ ? &on.res[c] : &off.res[c];
+
+			if (csv)
+				printf("raw path %s,%s,%.1f,%.1f,%.1f,ns/op\n", on_ ? "on" : "off",
+				       names[c], res->median, res->min, res->max);
+			else
+				printf("  %-8s %-31s %9.1f %9.1f %9.1f\n", on_ ? "on" : "off",
+				       names[c], res->median, res->min, res->max);
+		}
+	}
+	ratio("T7", "raw munmap: raw path on / off (touched page)",
+	      on.res[RC_RAW_MUNMAP].median / off.res[RC_RAW_MUNMAP].median, 2.0);
+	/* libc munmap unchanged by the raw path: the hooks' own cost is T4 above. */
+	ratio("T4", "libc munmap: raw path on / off (touched page)",
+	      on.res[RC_LIBC_MUNMAP].median / off.res[RC_LIBC_MUNMAP].median, 1.10);
+	info("libc getpid: raw path on / off",
+	     on.res[RC_LIBC_GETPID].median / off.res[RC_LIBC_GETPID].median);
+	info("raw getpid: raw path on / off",
+	     on.res[RC_RAW_GETPID].median / off.res[RC_RAW_GETPID].median);
+	info("raw getpid: raw path on minus off in ns",
+	     on.res[RC_RAW_GETPID].median - off.res[RC_RAW_GETPID].median);
+}
+
 int main(int argc, char **argv)
 {
 	struct run on = { 0 }, off = { 0 };
@@ -331,6 +502,9 @@ int main(int argc, char **argv)
 		       FAR_NOTIFIERS, NEAR_NOTIFIERS);
 	}
 	fflush(stdout);
+	raw_section_measure();
+	/* T4's "raw" baseline is libc's syscall(): the raw path would hook it. */
+	setenv("MMN_RAW", "0", 1);
 
 	/* Backstop off: a child, forked before this process sets anything up. */
 	if (pipe(fds))
@@ -379,5 +553,7 @@ int main(int argc, char **argv)
 	     on.hooked[UNMAP_TOUCHED].median - on.raw[UNMAP_TOUCHED].median);
 	info("hooked minus raw in ns: touched page; backstop off",
 	     off.hooked[UNMAP_TOUCHED].median - off.raw[UNMAP_TOUCHED].median);
+	fflush(stdout);
+	raw_section();
 	return 0;
 }

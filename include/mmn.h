@@ -230,15 +230,12 @@ struct mmn_interval_notifier_ops {
 	void (*invalidate_finish)(struct mmn_finish *finish);
 };
 
-/* private: the node of the domain's augmented red-black interval tree */
+/* private: a notifier's entry in the domain's interval index (a B+-tree) */
 struct mmn_itree_node {
-	struct mmn_itree_node *left;
-	struct mmn_itree_node *right;
-	struct mmn_itree_node *parent;
+	void *leaf;			/* the index leaf that holds it */
 	unsigned long start;		/* first address covered */
 	unsigned long last;		/* last address covered (inclusive) */
-	unsigned long subtree_last;	/* max of last over this subtree */
-	unsigned int red;
+	unsigned long unused[4];	/* keeps the embedded size (ABI) */
 };
 
 /**

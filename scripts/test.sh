@@ -2,19 +2,21 @@
 # The whole test suite, as CI runs it: installs what it needs, then builds and
 # runs every CTest test three times: a debug build (MMN_DEBUG=2: lock and tree
 # invariants checked after every change, warnings are errors), an ASan+UBSan
-# build and a TSan build (and an alignment build, see below); then fuzzes
-# the core for 60 s (scripts/fuzz.sh) and builds, installs and removes the
-# Debian packages (test/deb/run.sh).
-# Ends with one line: "total: N passed, M failed".
+# build, a TSan build (and an alignment build, see below) and an aarch64
+# cross build under qemu-user (below); then fuzzes the core for 60 s
+# (scripts/fuzz.sh) and builds, installs and removes the Debian packages
+# (test/deb/run.sh).
+# Ends with one line: "total: N passed, M failed" (", K skipped" if a suite was).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
-	debhelper lintian devscripts fakeroot ||
+	debhelper lintian devscripts fakeroot \
+	mesa-vulkan-drivers libvulkan-dev glslang-tools ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)
-passed=0 failed=0 status=0
+passed=0 failed=0 skipped=0 status=0
 # TSan cannot map its shadow memory with more ASLR entropy than 28 bits.
 tsan_prefix=()
 if [ "$(cat /proc/sys/vm/mmap_rnd_bits 2>/dev/null || echo 28)" -gt 28 ]; then
@@ -59,13 +61,28 @@ run_suite tsan "${tsan_prefix[@]}" -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_DE
 # heap objects allocated without their alignment fail here. The spin model is
 # left out, as in every sanitizer build.
 if [ "$(uname -m)" != x86_64 ]; then
-	echo "=== align-v3: skipped: not an x86_64 machine ($(uname -m))"
+	echo "=== align-v3: SKIPPED: not an x86_64 machine ($(uname -m))"
+	skipped=$((skipped + 1))
 elif ! grep -qw avx2 /proc/cpuinfo || ! grep -qw bmi2 /proc/cpuinfo ||
      ! grep -qw fma /proc/cpuinfo || ! grep -qw movbe /proc/cpuinfo; then
-	echo "=== align-v3: skipped: this CPU does not support x86-64-v3 (no avx2/bmi2/fma/movbe in /proc/cpuinfo)"
+	echo "=== align-v3: SKIPPED: this CPU does not support x86-64-v3 (no avx2/bmi2/fma/movbe in /proc/cpuinfo)"
+	skipped=$((skipped + 1))
 else
 	run_suite align-v3 -- -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMMN_SANITIZE=alignment \
 		-DCMAKE_C_FLAGS=-march=x86-64-v3 -DCMAKE_CXX_FLAGS=-march=x86-64-v3
+fi
+
+# aarch64: a cross build (cmake/toolchain-aarch64.cmake, Debug, no sanitizers)
+# whose CTest runs every test program under qemu-user; the spin model is
+# host-only and not repeated there. Skipped (not failed) only when the cross
+# toolchain cannot be installed.
+if mmn_install_deps gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross \
+	qemu-user; then
+	run_suite aarch64 -- -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_TOOLCHAIN_FILE=cmake/toolchain-aarch64.cmake
+else
+	echo "=== aarch64: SKIPPED: the cross toolchain (gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user) could not be installed"
+	skipped=$((skipped + 1))
 fi
 
 # Differential fuzzing of the core against the reference model, bounded
@@ -88,5 +105,9 @@ case $deb_rc in
 *) failed=$((failed + 1)); status=1 ;;
 esac
 
-echo "total: $passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+	echo "total: $passed passed, $failed failed, $skipped skipped"
+else
+	echo "total: $passed passed, $failed failed"
+fi
 exit $status

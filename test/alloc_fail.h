@@ -43,7 +43,8 @@ static int (*next_posix_memalign)(void **, size_t, size_t);
 static void (*next_free)(void *);
 
 /* dlsym() may calloc before next_calloc is known: serve it from here. */
-static _Alignas(16) char alloc_boot[4096];
+/* 64 (and 64-byte steps): struct mmn_mm is cache-line aligned, its calloc may land here. */
+static _Alignas(64) char alloc_boot[4096];
 static size_t alloc_boot_used;
 
 /* dlsym() returns an object pointer; memcpy is ISO C's way to a function pointer. */
@@ -106,7 +107,7 @@ void *calloc(size_t n, size_t size)
 {
 	if (!next_calloc) {
 		/* During dlsym(): from the boot buffer, never freed. */
-		size_t want = (n * size + 15) & ~(size_t)15;
+		size_t want = (n * size + 63) & ~(size_t)63;
 		void *p = alloc_boot + alloc_boot_used;
 
 		if (want > sizeof(alloc_boot) - alloc_boot_used)

@@ -6,6 +6,8 @@
 # man pages and mmn-bench are installed; test/install_consumer.c and
 # examples/rcache.c build and run against the shared library, and the
 # consumer also against the static one (pkg-config --static).
+# A cross build also passes -DCC=<its compiler> and
+# -DEMULATOR="<command line that runs its programs>".
 file(REMOVE_RECURSE ${WORK})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK}/prefix
   RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -48,14 +50,18 @@ if(NOT rc EQUAL 0)
 endif()
 separate_arguments(sflags UNIX_COMMAND "${sflags}")
 
+if(NOT CC)
+  set(CC cc)
+endif()
+separate_arguments(emulator UNIX_COMMAND "${EMULATOR}")
 # name, source, link flags...
 function(build_and_run name src)
-  execute_process(COMMAND cc -std=c11 -Wall -Werror ${src} ${ARGN}
+  execute_process(COMMAND ${CC} -std=c11 -Wall -Werror ${src} ${ARGN}
     -o ${WORK}/${name} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${name}: building against the installed library failed")
   endif()
-  execute_process(COMMAND ${WORK}/${name} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+  execute_process(COMMAND ${emulator} ${WORK}/${name} RESULT_VARIABLE rc OUTPUT_VARIABLE out
     ERROR_VARIABLE err)
   if(rc EQUAL 77)
     message(STATUS "${name}: built; not run here: ${err}")

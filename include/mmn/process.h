@@ -126,6 +126,14 @@ enum mmn_hook_method {
 	MMN_HOOK_ENTRY_PATCH,	/* libc's function entry jumps to libmmn */
 };
 
+/* How a raw system call (one made outside libc's patched entries) is seen. */
+enum mmn_raw_method {
+	MMN_RAW_NONE = 0,		/* not seen */
+	MMN_RAW_BACKSTOP_AFTER,		/* by the userfaultfd backstop, after the change;
+					   subscribed anonymous memory only */
+	MMN_RAW_BEFORE,			/* before the change: syscall user dispatch */
+};
+
 /**
  * struct mmn_process_coverage - which paths are watched, and how
  * @method: per call, how it is hooked
@@ -147,6 +155,29 @@ enum mmn_hook_method {
  *	pthread_atfork handlers do it, and a fork while another thread is inside
  *	malloc can deadlock (docs/process-events.md)
  * @fork_error: -errno explaining fork_in_libc false (0 when true)
+ *
+ * Raw system calls (docs/process-events.md, "Raw system calls"):
+ * @raw_method: per call, how the same change made by a raw system call (the
+ *	`syscall` instruction outside libc, libc's syscall(), the dynamic
+ *	loader, a static program) is seen
+ * @raw_events: per call, the invalidations raw calls opened (also counted in
+ *	@events)
+ * @raw_error: -errno explaining why syscall user dispatch is off (0 when
+ *	on): -ECANCELED MMN_RAW=0; -EBUSY a SIGSYS handler was installed
+ *	before libmmn; -EINVAL the kernel has no dispatch (before 5.11);
+ *	-EOPNOTSUPP not implemented on this architecture, or a
+ *	ThreadSanitizer build (TSan defers signals)
+ * @raw_syscall_fn: libc's syscall() is entry-patched
+ * @raw_syscall_fn_error: -errno explaining @raw_syscall_fn false
+ * @raw_thread_hook_error: -errno if new threads cannot be armed
+ *	(pthread_create not detoured; dispatch then stays off)
+ * @raw_loader: the dynamic loader's own mapping calls (dlclose, a failed
+ *	dlopen) are seen before the change
+ * @raw_static: a static program: every system call outside libmmn traps
+ * @raw_thread_armed: dispatch is on for the calling thread
+ * @raw_traps: system calls trapped (SIGSYS) so far, mapping or not
+ * @raw_threads_armed: threads on which dispatch was turned on
+ * @raw_arm_failed: threads on which turning it on failed
  */
 struct mmn_process_coverage {
 	enum mmn_hook_method method[MMN_CALL_COUNT];
@@ -160,6 +191,19 @@ struct mmn_process_coverage {
 	uint64_t nested_too_deep;
 	bool fork_in_libc;
 	int fork_error;
+	/* Raw system calls (syscall user dispatch, src/vm/sud.c). */
+	enum mmn_raw_method raw_method[MMN_CALL_COUNT];
+	uint64_t raw_events[MMN_CALL_COUNT];
+	int raw_error;
+	bool raw_syscall_fn;
+	int raw_syscall_fn_error;
+	int raw_thread_hook_error;
+	bool raw_loader;
+	bool raw_static;
+	bool raw_thread_armed;
+	uint64_t raw_traps;
+	uint64_t raw_threads_armed;
+	uint64_t raw_arm_failed;
 };
 
 /**

@@ -195,11 +195,6 @@ MMN_API int mmn_rcache_get(struct mmn_rcache *cache, unsigned long addr, unsigne
  * devices are already deregistered) is queued for collection, which happens
  * at the next miss, mmn_rcache_flush() or mmn_rcache_destroy().
  *
- * A put of a registration nobody holds (a second put after one get) is
- * reported through the log hook at level ERROR and otherwise ignored. It can
- * be detected only when no other holder is left: while another holder has
- * the registration, a second put takes that holder's reference.
- *
  * Context: never blocks; lock-free unless it drops the last reference of an
  * invalidated registration (then it takes the cache lock briefly).
  */

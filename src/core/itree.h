@@ -1,16 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Augmented red-black interval tree of closed intervals [start, last].
+ * The domain's interval index: closed intervals [start, last], each one a
+ * struct mmn_itree_node embedded in a notifier, held in an augmented B+-tree
+ * with wide nodes (docs/DESIGN.md, "The interval index").
  *
- * Keyed by start; a node whose start equals an existing node's goes to its
- * right, so in-order iteration gives ascending start and, for equal starts,
- * insertion order. Every node carries the maximum `last` of its subtree, which
- * lets a stabbing query skip subtrees that end before the query starts:
- * itree_first() is O(log n) and each itree_next() amortised O(log n), so a
- * query that reports k intervals costs O(log n + k).
+ * Every node holds up to MMN_IX_FAN entries in parallel arrays: in a leaf the
+ * starts, lasts and node pointers of its intervals, sorted by start; in an
+ * inner node the first start, the maximum last and the pointer of each
+ * child. Each node also keeps the prefix maximum of its entries' lasts,
+ * which is non-decreasing, so "the first entry that ends at or after x" is a
+ * search of one array. Equal starts keep insertion order: an insert goes
+ * after every entry with the same start.
  *
- * Not thread-safe: the caller serialises changes, and readers rely on the tree
- * not changing while they walk (the notifier core's odd period, see notifier.c).
+ * A stabbing query descends once (O(log n)) to the first interval in walk
+ * order that ends at or after the query's start; the iterator then moves
+ * right, skipping whole subtrees that end too early and stopping at the first
+ * start past the query's last: O(log n + k).
+ *
+ * Memory. Nodes are allocated, but never by the tree operations themselves:
+ * they take nodes from the tree's spare list, which the caller fills
+ * beforehand (outside its lock) with mmn_itree_spare_needed() nodes. An
+ * insert into a tree of height h takes at most h + 1 nodes; a removal takes
+ * none and gives nodes back to the spare list. So once k inserts are paid
+ * for, any sequence of those inserts and any removals runs without
+ * allocating -- which is what lets the notifier core apply deferred inserts
+ * inside mmn_invalidate_range_end(), in a free() or munmap hook.
+ *
+ * Not thread-safe: the caller serialises changes, and readers rely on the
+ * tree not changing while they walk (the notifier core's odd period, see
+ * notifier.c).
  */
 #ifndef MMN_ITREE_H
 #define MMN_ITREE_H
@@ -18,30 +36,76 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hidden.h"
 #include "mmn.h"
 
+#define MMN_IX_FAN 16		/* entries per node */
+#define MMN_IX_MIN 4		/* entries per node other than the root, at least */
+#define MMN_IX_MAX_HEIGHT 24	/* more than 2^40 intervals would need */
+
+struct mmn_ix_node;
+
 struct mmn_itree {
-	struct mmn_itree_node *root;
-	struct mmn_itree_node *leftmost;	/* cached: lowest start */
-	size_t count;
+	struct mmn_ix_node *root;	/* NULL when empty */
+	unsigned int height;		/* levels, leaves included; 0 when empty */
+	size_t count;			/* intervals */
+	struct mmn_ix_node *spare;	/* nodes paid for, linked through ->parent */
+	size_t nr_spare;
+	size_t nr_nodes;		/* in the tree */
+	/* Structural events, for the tests' coverage checks. */
+	unsigned long splits, borrows, merges, grows, shrinks;
 };
 
-/* @node->start and @node->last must be set; the rest is overwritten. */
-void itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node);
-void itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node);
-
-/* First node, in walk order, that overlaps [start, last]; NULL if none. */
-struct mmn_itree_node *itree_first(const struct mmn_itree *tree,
-				   unsigned long start, unsigned long last);
-/* Next node after @node, in walk order, that overlaps [start, last]. */
-struct mmn_itree_node *itree_next(struct mmn_itree_node *node,
-				  unsigned long start, unsigned long last);
+/* A walk's position: the path from the root to the current leaf entry. */
+struct mmn_itree_iter {
+	struct mmn_ix_node *node[MMN_IX_MAX_HEIGHT];
+	unsigned char idx[MMN_IX_MAX_HEIGHT];
+	unsigned int depth;		/* the leaf's level in node[] */
+	unsigned long start, last;	/* the query */
+};
 
 /*
- * Checks order, parent links, red-black balance, subtree maxima, the cached
- * leftmost node and the count. Returns NULL if the tree is sound, else a
+ * @node->start and @node->last must be set. The tree must hold
+ * mmn_itree_spare_needed(@tree, 1) spare nodes.
+ */
+MMN_HIDDEN void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node);
+/* Never needs a spare node; the nodes it frees join the spare list. */
+MMN_HIDDEN void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node);
+
+/* First interval, in walk order, that overlaps [start, last]; NULL if none. */
+MMN_HIDDEN struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
+				       struct mmn_itree_iter *it,
+				       unsigned long start, unsigned long last);
+/* The next one after the last returned by @it; NULL when there is none. */
+MMN_HIDDEN struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it);
+
+/*
+ * Spare nodes the tree must hold so that @inserts inserts (and any removals)
+ * can be applied one after the other without allocating.
+ */
+MMN_HIDDEN size_t mmn_itree_spare_needed(const struct mmn_itree *tree, size_t inserts);
+/*
+ * Allocate @n nodes, linked as a list: all or nothing (NULL and errno
+ * ENOMEM). Call it without any lock an invalidation may take.
+ */
+MMN_HIDDEN struct mmn_ix_node *mmn_itree_nodes_alloc(size_t n);
+/* Give a list from mmn_itree_nodes_alloc() to the tree's spare list. */
+MMN_HIDDEN void mmn_itree_spare_give(struct mmn_itree *tree, struct mmn_ix_node *list);
+/*
+ * Detach the spare nodes beyond mmn_itree_spare_needed(@tree, @inserts) (all
+ * of them for @inserts == 0 on an empty tree) and return them as a list.
+ */
+MMN_HIDDEN struct mmn_ix_node *mmn_itree_spare_trim(struct mmn_itree *tree, size_t inserts);
+/* Free a list of nodes (outside any lock an invalidation may take). */
+MMN_HIDDEN void mmn_itree_nodes_free(struct mmn_ix_node *list);
+
+/*
+ * Checks order (equal starts: not checked here, the callers' tests do),
+ * parent links, leaf depth, node occupancy, prefix and subtree maxima, child
+ * starts, each interval's leaf link, the counts, and that the spare list
+ * pays for @pending_inserts inserts. Returns NULL if the tree is sound, else a
  * constant text naming the first broken invariant. O(n).
  */
-const char *itree_check(const struct mmn_itree *tree);
+MMN_HIDDEN const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts);
 
 #endif /* MMN_ITREE_H */

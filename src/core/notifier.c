@@ -270,7 +270,8 @@ static void mm_check_locked(struct mmn_mm *mm)
 	const char *err;
 
 	mm_assert_held(mm);
-	if (MMN_DEBUG >= 2 && (err = itree_check(&mm->itree)))
+	if (MMN_DEBUG >= 2 &&
+	    (err = mmn_itree_check(&mm->itree, mm->nr_subs - mm->itree.count)))
 		mmn_fatal(mm, err, NULL);
 	if (!mm->active_invalidate_ranges && (mm->invalidate_seq & 1))
 		mmn_fatal(mm, "odd sequence in an idle domain", NULL);
@@ -335,10 +336,10 @@ static void apply_deferred_locked(struct mmn_mm *mm)
 	while ((sub = mm->deferred_head)) {
 		deferred_del_locked(mm, sub);
 		if (sub_state(sub) == SUB_PENDING_INSERT) {
-			itree_insert(&mm->itree, &sub->node);
+			mmn_itree_insert(&mm->itree, &sub->node);
 			sub_set_state(sub, SUB_IN_TREE);
 		} else {
-			itree_remove(&mm->itree, &sub->node);
+			mmn_itree_remove(&mm->itree, &sub->node);
 			mm->nr_subs--;
 			sub_set_state(sub, SUB_NONE);
 		}
@@ -482,6 +483,7 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 		return -EBUSY;
 	pthread_cond_destroy(&mm->wq);
 	pthread_mutex_destroy(&mm->lock);
+	mmn_itree_nodes_free(mmn_itree_spare_trim(&mm->itree, 0));
 	free(mm);
 	return 0;
 }
@@ -513,6 +515,37 @@ static bool ops_valid(const struct mmn_interval_notifier_ops *ops)
 	return ops->invalidate;
 }
 
+/*
+ * Make the index's spare nodes pay for one more insert on top of the pending
+ * ones, so that applying them (inside mmn_invalidate_range_end) never
+ * allocates. Allocates with the lock dropped: malloc may unmap, and an unmap
+ * may invalidate this very domain. Returns 0 or -ENOMEM, the lock held.
+ */
+static int mm_reserve_insert_locked(struct mmn_mm *mm)
+{
+	for (;;) {
+		size_t need = mmn_itree_spare_needed(&mm->itree,
+						     mm->nr_subs - mm->itree.count + 1);
+		struct mmn_ix_node *list;
+
+		if (mm->itree.nr_spare >= need)
+			return 0;
+		need -= mm->itree.nr_spare;
+		mm_unlock(mm);
+		list = mmn_itree_nodes_alloc(need);
+		mm_lock(mm);
+		if (!list)
+			return -ENOMEM;
+		mmn_itree_spare_give(&mm->itree, list);
+	}
+}
+
+/* Spare nodes beyond what the next insert needs; free them after unlocking. */
+static struct mmn_ix_node *mm_trim_spare_locked(struct mmn_mm *mm)
+{
+	return mmn_itree_spare_trim(&mm->itree, mm->nr_subs - mm->itree.count + 1);
+}
+
 int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 				 struct mmn_mm *mm, unsigned long start,
 				 unsigned long length,
@@ -539,6 +572,11 @@ int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 	sub->deferred_pprev = NULL;
 
 	mm_lock(mm);
+	if (mm_reserve_insert_locked(mm)) {
+		mm_unlock(mm);
+		sub_set_state(sub, SUB_NONE);
+		return -ENOMEM;
+	}
 	seq = mm->invalidate_seq;
 	if (mm->active_invalidate_ranges) {
 		if (seq & 1) {
@@ -554,12 +592,12 @@ int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 			 */
 			seq |= 1;
 			mm_set_seq_locked(mm, seq);
-			itree_insert(&mm->itree, &sub->node);
+			mmn_itree_insert(&mm->itree, &sub->node);
 			sub_set_state(sub, SUB_IN_TREE);
 		}
 		__atomic_store_n(&sub->invalidate_seq, seq, __ATOMIC_RELEASE);
 	} else {
-		itree_insert(&mm->itree, &sub->node);
+		mmn_itree_insert(&mm->itree, &sub->node);
 		sub_set_state(sub, SUB_IN_TREE);
 		/* Odd, and so unequal to the idle domain's even value. */
 		__atomic_store_n(&sub->invalidate_seq, seq - 1, __ATOMIC_RELEASE);
@@ -572,6 +610,7 @@ int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 
 int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub)
 {
+	struct mmn_ix_node *excess;
 	struct mmn_mm *mm;
 	unsigned long seq;
 	int ret = 0;
@@ -600,7 +639,7 @@ int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub)
 		seq = mm->invalidate_seq;
 		if (!(seq & 1)) {
 			/* No walk is running: nobody can be looking at it. */
-			itree_remove(&mm->itree, &sub->node);
+			mmn_itree_remove(&mm->itree, &sub->node);
 			mm->nr_subs--;
 			sub_set_state(sub, SUB_NONE);
 			break;
@@ -632,7 +671,9 @@ int mmn_interval_notifier_remove(struct mmn_interval_notifier *sub)
 		break;
 	}
 	mm_check_locked(mm);
+	excess = mm_trim_spare_locked(mm);
 	mm_unlock(mm);
+	mmn_itree_nodes_free(excess);
 	return ret;
 }
 
@@ -714,14 +755,15 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 /* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
 static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
-					      unsigned long *cur_seq)
+					      unsigned long *cur_seq,
+					      struct mmn_itree_iter *it)
 {
 	struct mmn_itree_node *node;
 
 	mm_lock(mm);
 	mm->active_invalidate_ranges++;
 	mm->invalidations++;
-	node = itree_first(&mm->itree, range->start, range->end - 1);
+	node = mmn_itree_first(&mm->itree, it, range->start, range->end - 1);
 	if (node) {
 		mm->invalidations_hit++;
 		if (!(mm->invalidate_seq & 1))
@@ -766,15 +808,15 @@ static void count(uint64_t *counter, uint64_t n)
  */
 static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 {
-	const unsigned long start = range->start, last = range->end - 1;
 	struct mmn_finish *finishes = NULL, **finish_tail = &finishes, *f, *next;
 	struct cb_frame frame = { .mm = mm, .prev = cb_top };
 	struct mmn_itree_node *node;
+	struct mmn_itree_iter it;
 	unsigned long cur_seq;
 	uint64_t called = 0, finished = 0;
 	int ret = 0, cancel_state;
 
-	node = inv_start_range(mm, range, &cur_seq);
+	node = inv_start_range(mm, range, &cur_seq, &it);
 	if (!node)
 		return 0;
 
@@ -785,7 +827,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 	 */
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
 	cb_top = &frame;
-	for (; node; node = itree_next(node, start, last)) {
+	for (; node; node = mmn_itree_next(&it)) {
 		struct mmn_interval_notifier *sub =
 			mmn_container_of(node, struct mmn_interval_notifier, node);
 		const struct mmn_interval_notifier_ops *ops = sub->ops;
@@ -985,11 +1027,11 @@ const char *mmn_mm_test_check(struct mmn_mm *mm)
 	unsigned long pending_inserts = 0, deferred = 0;
 
 	mm_lock(mm);
-	err = itree_check(&mm->itree);
 	for (sub = mm->deferred_head; sub; sub = sub->deferred_next) {
 		deferred++;
 		pending_inserts += sub_state(sub) == SUB_PENDING_INSERT;
 	}
+	err = mmn_itree_check(&mm->itree, pending_inserts);
 	if (!err && deferred != mm->nr_deferred)
 		err = "deferred list length out of step with its count";
 	if (!err && mm->itree.count + pending_inserts != mm->nr_subs)

@@ -936,6 +936,25 @@ static void sc_report(struct fmt *f, const char *status)
 	fmt_kv(f, "backstop_ranges", cov.backstop_ranges);
 	fmt_kv(f, "backstop_events", cov.backstop_events);
 	fmt_kv(f, "backstop_duplicates", cov.backstop_duplicates);
+	{
+		/*
+		 * Raw system calls (docs/process-events.md): changes seen before
+		 * (hooks and raw path), seen after (the backstop), and unseen (the
+		 * violations the checker found).
+		 */
+		uint64_t before = 0, raw = 0;
+
+		for (int i = 0; i < MMN_CALL_COUNT; i++) {
+			before += cov.events[i];
+			raw += cov.raw_events[i];
+		}
+		fmt_kv(f, "raw", cov.raw_error == 0);
+		fmt_kv(f, "raw_before", raw);
+		fmt_kv(f, "raw_traps", cov.raw_traps);
+		fmt_kv(f, "seen_before", before);
+		fmt_kv(f, "seen_after", cov.backstop_events);
+		fmt_kv(f, "unseen", sc.c.violations);
+	}
 	fmt_kv(f, "checks", sc.c.passes);
 	fmt_kv(f, "sub_checks", sc.c.sub_checks);
 	fmt_kv(f, "subscriptions", sc.c.subscribed);
@@ -986,8 +1005,9 @@ void selfcheck_exit(void)
 	}
 
 	if (sc.log_path[0]) {
-		fd = raw_syscall(SYS_open, sc.log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-				 0644, 0, 0, 0);
+		/* openat: aarch64 has no open system call. */
+		fd = raw_syscall(SYS_openat, AT_FDCWD, sc.log_path,
+				 O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644, 0, 0);
 		f.fd = fd >= 0 ? (int)fd : -1;
 	} else {
 		f.fd = STDERR_FILENO;	/* may be closed already (sort closes it) */

@@ -14,19 +14,36 @@
  * State changes happen under cache->lock. LIVE regions are in the index (an
  * interval treap, rtree.c) and on the clock list used for eviction.
  *
- * The reference word (refs, 64 bits) is what the hit path touches:
- *   bits 0..23   count of holders
- *   bit  24      INVALID: set (under the lock) when a region leaves LIVE, and
- *                kept while it is PENDING or FREE; a get never takes a
- *                reference on an INVALID region
- *   bits 25..63  gets: hits counted in the same atomic operation as the
- *                reference; folded into the cache's counter under the lock
- *                before they can wrap (bit 63 sends the hit to the slow path)
+ * References are per-CPU. A region has RC_SLOTS reference slots, each on
+ * its own cache line; a get or put works on the slot of the CPU it runs on
+ * (sched_getcpu(), an rseq read), so hits on different CPUs write different
+ * lines and scale, where one shared count would bounce its line between the
+ * CPUs on every hit. A slot holds two monotonic counters:
+ *   gets   bit 0: INVALID, set in every slot (under the lock) when a region
+ *          leaves LIVE, and kept while it is PENDING or FREE; a get never
+ *          takes a reference through an INVALID slot.
+ *          bits 1..63: references taken through this slot (one
+ *          compare-and-swap checks INVALID and counts)
+ *   puts   references dropped through this slot
+ * A reference taken on one CPU may be dropped on another: only the sums
+ * mean anything. Holders = sum(gets) - sum(puts). Hits come from the same
+ * counters (the gets, less the reference each miss hands out), so a hit
+ * costs one atomic operation and a put one.
+ * Why sums of separately updated words are safe: once INVALID is in every
+ * slot no get can add to any gets word (the compare-and-swap that adds reads
+ * INVALID in the same word), so the holders can only fall; whoever sets
+ * INVALID and then reads the slots sees every reference taken before it. A
+ * put adds to its puts word and then reads its slot's INVALID bit, both
+ * sequentially consistent, as the invalidator sets INVALID and then reads
+ * the puts (Dekker): either the invalidator's sum includes the put, or the
+ * put sees INVALID and takes the lock to sum again -- so the put that drops
+ * the last reference, whichever slot it used, queues the region. Eviction
+ * sets INVALID everywhere, sums, and backs off if the region is held.
  * A hit is: a look in the hint table (below), else a lock-free tree search;
- * one compare-and-swap on refs; a check that the region (type-stable memory,
- * maybe recycled meanwhile) still covers the request. A put is one atomic
- * subtraction. Neither takes a lock, and the invalidation path shares no lock
- * with them.
+ * one compare-and-swap on this CPU's slot; a check that the region
+ * (type-stable memory, maybe recycled meanwhile) still covers the request. A
+ * put is one atomic subtraction on this CPU's slot. Neither takes a lock, and
+ * the invalidation path shares no lock with them.
  *
  * The hint table is a software TLB in front of the tree: 2-way set-associative,
  * indexed by the page number of the request's first byte, each way a region
@@ -80,12 +97,15 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
-#define REF_COUNT_MASK ((UINT64_C(1) << 24) - 1)
-#define REF_INVALID (UINT64_C(1) << 24)
-#define REF_GET_SHIFT 25
-#define REF_GET_ONE (UINT64_C(1) << REF_GET_SHIFT)
-#define REF_LOW_MASK (REF_GET_ONE - 1)
-#define REF_FOLD (UINT64_C(1) << 63)
+#define REF_INVALID UINT64_C(1)
+#define REF_ONE UINT64_C(2)
+#define RC_SLOTS 8		/* reference slots per region: CPU number mod RC_SLOTS */
+
+/* One CPU's share of a region's references, alone on its cache line. */
+struct rc_slot {
+	uint64_t gets;		/* atomic; bit 0 INVALID, then a count (REF_ONE each) */
+	uint64_t puts;		/* atomic */
+} __attribute__((aligned(64)));
 
 enum rc_state {
 	RC_FREE = 0,
@@ -100,9 +120,8 @@ struct rc_link {
 };
 
 struct rc_region {
-	/* Hot: what a hit reads and writes (one cache line). */
+	/* Hot: what a hit reads (one cache line, written rarely). */
 	struct rnode node;
-	uint64_t refs;			/* atomic; see the top of this file */
 	unsigned char referenced;	/* atomic: clock bit, set by hits */
 
 	/* Under cache->lock (state also read lock-free, atomically). */
@@ -116,6 +135,7 @@ struct rc_region {
 	struct rc_region *next;		/* gc list, batches, free list */
 	struct mmn_interval_notifier sub;
 	struct mmn_finish finish;	/* the one second pass of this region */
+	struct rc_slot slot[RC_SLOTS];	/* what a hit writes: per-CPU references */
 	alignas(16) unsigned char priv[];
 };
 
@@ -153,7 +173,8 @@ struct mmn_rcache {
 	struct rc_chunk *chunks;
 	unsigned long nr_live, bytes_live, nr_dead;
 	struct {
-		uint64_t hits_folded, hits_slow, misses, failures, retries;
+		uint64_t gets_folded, hits_slow, misses, failures, retries;
+		uint64_t not_hits;	/* atomic: references taken, then found not to cover */
 		uint64_t registrations, deregistrations, invalidations;
 		uint64_t invalidate_waits, evictions, over_limit, bytes_registered;
 	} st;
@@ -201,20 +222,69 @@ static void *rc_priv(struct mmn_rcache *c, struct rc_region *r, unsigned int i)
 	return (unsigned char *)r + c->priv_off[i];
 }
 
-static uint64_t rc_refs(const struct rc_region *r)
+/* The calling thread's reference slot: its CPU's (an rseq read in glibc). */
+static inline unsigned int rc_slot_index(void)
 {
-	return __atomic_load_n(&r->refs, __ATOMIC_ACQUIRE);
+	int cpu = sched_getcpu();
+
+	return cpu > 0 ? (unsigned int)cpu % RC_SLOTS : 0;
 }
 
-/* Move the region's uncounted hits into the cache's counter. Lock held. */
+/* Holders of @r: references taken less those dropped, over every slot. */
+static uint64_t rc_holders(const struct rc_region *r)
+{
+	uint64_t gets = 0, puts = 0;
+
+	for (unsigned int i = 0; i < RC_SLOTS; i++) {
+		gets += __atomic_load_n(&r->slot[i].gets, __ATOMIC_SEQ_CST) >> 1;
+		puts += __atomic_load_n(&r->slot[i].puts, __ATOMIC_SEQ_CST);
+	}
+	return gets - puts;
+}
+
+/* References ever taken on this incarnation of @r (hits, and its miss's). */
+static uint64_t rc_gets(const struct rc_region *r)
+{
+	uint64_t gets = 0;
+
+	for (unsigned int i = 0; i < RC_SLOTS; i++)
+		gets += __atomic_load_n(&r->slot[i].gets, __ATOMIC_RELAXED) >> 1;
+	return gets;
+}
+
+/* INVALID into every slot: no get takes a reference from now on. Lock held. */
+static void rc_set_invalid(struct rc_region *r)
+{
+	for (unsigned int i = 0; i < RC_SLOTS; i++)
+		__atomic_fetch_or(&r->slot[i].gets, REF_INVALID, __ATOMIC_SEQ_CST);
+}
+
+/* Undo rc_set_invalid() on a region that turned out to be held. Lock held. */
+static void rc_clear_invalid(struct rc_region *r)
+{
+	for (unsigned int i = 0; i < RC_SLOTS; i++)
+		__atomic_fetch_and(&r->slot[i].gets, ~REF_INVALID, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A new incarnation: @holders references (taken through slot 0), INVALID or
+ * not. Release: pairs with rc_tryget()'s acquire (see rc_publish_locked()).
+ * Lock held, no holder, no get possible (INVALID until now).
+ */
+static void rc_set_refs(struct rc_region *r, uint64_t holders, bool invalid)
+{
+	for (unsigned int i = RC_SLOTS; i-- > 0;) {
+		__atomic_store_n(&r->slot[i].puts, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&r->slot[i].gets,
+				 (i ? 0 : holders * REF_ONE) | (invalid ? REF_INVALID : 0),
+				 __ATOMIC_RELEASE);
+	}
+}
+
+/* The region's hits into the cache's counter, before it is reset. Lock held. */
 static void rc_fold_locked(struct mmn_rcache *c, struct rc_region *r)
 {
-	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
-
-	while (!__atomic_compare_exchange_n(&r->refs, &v, v & REF_LOW_MASK, true,
-					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-		;
-	c->st.hits_folded += v >> REF_GET_SHIFT;
+	c->st.gets_folded += rc_gets(r);
 }
 
 /* ---- devices ----------------------------------------------------------- */
@@ -315,7 +385,7 @@ static void rc_dead(struct mmn_rcache *c, struct rc_region *r, bool queue)
 	pthread_mutex_lock(&c->lock);
 	rc_set_state(r, RC_DEAD);
 	c->st.deregistrations++;
-	if (queue && !r->on_gc && !(rc_refs(r) & REF_COUNT_MASK)) {
+	if (queue && !r->on_gc && !rc_holders(r)) {
 		r->on_gc = true;
 		r->next = c->gc;
 		c->gc = r;
@@ -346,7 +416,7 @@ static struct rc_region *rc_alloc(struct mmn_rcache *c)
 	for (unsigned int i = 0; i < CHUNK_REGIONS; i++) {
 		struct rc_region *x = (struct rc_region *)(ch->mem + i * c->region_size);
 
-		x->refs = REF_INVALID;
+		rc_set_refs(x, 0, true);
 		x->cache = c;
 		link_init(&x->lru);
 		link_init(&x->all);
@@ -371,7 +441,7 @@ static struct rc_region *rc_alloc(struct mmn_rcache *c)
 static void rc_free_locked(struct mmn_rcache *c, struct rc_region *r)
 {
 	rc_fold_locked(c, r);
-	__atomic_store_n(&r->refs, REF_INVALID, __ATOMIC_RELEASE);
+	rc_set_refs(r, 0, true);
 	if (r->all.next != &r->all)
 		link_del(&r->all);
 	if (rc_state(r) == RC_DEREG || rc_state(r) == RC_DEAD)
@@ -452,16 +522,21 @@ static int rc_evict(struct mmn_rcache *c, unsigned long add_bytes, bool all)
 	while ((all || rc_over_limit_locked(c, add_bytes)) && budget-- &&
 	       c->lru.next != &c->lru) {
 		struct rc_region *r = lru_region(c->lru.next);
-		uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+		bool held = rc_holders(r);
 
 		link_del(&r->lru);
-		if ((v & REF_COUNT_MASK) ||
-		    (!all && __atomic_exchange_n(&r->referenced, 0, __ATOMIC_RELAXED)) ||
-		    !__atomic_compare_exchange_n(&r->refs, &v, v | REF_INVALID, false,
-						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-			link_add_tail(&c->lru, &r->lru);	/* in use, or hit lately */
-			continue;
+		if (!held && (all || !__atomic_exchange_n(&r->referenced, 0, __ATOMIC_RELAXED))) {
+			/* Close the door, then look again: a get may have come in. */
+			rc_set_invalid(r);
+			held = rc_holders(r);
+			if (held)
+				rc_clear_invalid(r);
+			else
+				goto evict;
 		}
+		link_add_tail(&c->lru, &r->lru);	/* in use, or hit lately */
+		continue;
+evict:
 		link_add_tail(&c->lru, &r->lru);	/* rc_kill_locked unlinks it */
 		rc_kill_locked(c, r);
 		c->st.evictions++;
@@ -539,7 +614,7 @@ static bool rc_invalidate_start(struct mmn_interval_notifier *sub, const struct 
 		pthread_mutex_unlock(&c->lock);
 		return false;
 	}
-	__atomic_fetch_or(&r->refs, REF_INVALID, __ATOMIC_ACQ_REL);
+	rc_set_invalid(r);
 	rc_kill_locked(c, r);
 	c->st.invalidations++;
 	pthread_mutex_unlock(&c->lock);
@@ -601,17 +676,16 @@ static inline bool rc_covers(const struct rc_region *r, unsigned long addr, unsi
 	return rnode_start(&r->node) <= addr && rnode_last(&r->node) >= last;
 }
 
-/* A reference unless the region is INVALID (or its counters need the slow path). */
-static inline bool rc_tryget(struct rc_region *r)
+/* A reference through slot @s unless the region is INVALID. */
+static inline bool rc_tryget(struct rc_region *r, unsigned int s)
 {
-	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED);
+	uint64_t v = __atomic_load_n(&r->slot[s].gets, __ATOMIC_RELAXED);
 
 	do {
-		if (unlikely((v & (REF_INVALID | REF_FOLD)) ||
-			     (v & REF_COUNT_MASK) == REF_COUNT_MASK))
+		if (unlikely(v & REF_INVALID))
 			return false;
 		/* Acquire: pairs with the release that published this incarnation. */
-	} while (!__atomic_compare_exchange_n(&r->refs, &v, v + 1 + REF_GET_ONE, true,
+	} while (!__atomic_compare_exchange_n(&r->slot[s].gets, &v, v + REF_ONE, true,
 					      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
 	return true;
 }
@@ -622,7 +696,7 @@ static void rc_put_last(struct rc_region *r)
 	struct mmn_rcache *c = r->cache;
 
 	pthread_mutex_lock(&c->lock);
-	if (rc_state(r) == RC_DEAD && !r->on_gc && !(rc_refs(r) & REF_COUNT_MASK)) {
+	if (rc_state(r) == RC_DEAD && !r->on_gc && !rc_holders(r)) {
 		r->on_gc = true;
 		r->next = c->gc;
 		c->gc = r;
@@ -631,49 +705,24 @@ static void rc_put_last(struct rc_region *r)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void rc_put_refs(struct rc_region *r, uint64_t sub)
+/* Drop a reference through slot @s (any slot: only the sum counts). */
+static void rc_put_ref(struct rc_region *r, unsigned int s)
 {
-	/* Release: the holder's use of the registration happens before its end. */
-	uint64_t v = __atomic_sub_fetch(&r->refs, sub, __ATOMIC_ACQ_REL);
-
-	if (unlikely((v & (REF_INVALID | REF_COUNT_MASK)) == REF_INVALID))
-		rc_put_last(r);
 	/*
-	 * The count was below @sub: a put of a registration nobody holds (a
-	 * second put). The borrow changed the bits above the count; adding
-	 * @sub back restores them exactly. Left alone it would look held by
-	 * 2^24 - 1 holders, and neither evict nor ever be collected.
+	 * Release: the holder's use of the registration happens before its
+	 * end. Sequentially consistent with the load after it: see the top of
+	 * this file.
 	 */
-	if (unlikely((v & REF_COUNT_MASK) > REF_COUNT_MASK - sub)) {
-		struct mmn_log_record rec = {
-			.level = MMN_LOG_ERROR, .mm = r->cache->mm,
-			.what = "mmn_rcache_put: registration not held (put twice?); ignored",
-			.start = r->start, .end = r->end,
-		};
-
-		__atomic_add_fetch(&r->refs, sub, __ATOMIC_ACQ_REL);
-		mmn_log(&rec);
-	}
-}
-
-/* Undo a reference taken on a region that turned out not to cover the request. */
-static void rc_unget(struct rc_region *r)
-{
-	uint64_t v = __atomic_load_n(&r->refs, __ATOMIC_RELAXED), nv;
-
-	do {
-		/* The hit was not one; unless a fold already counted it. */
-		nv = v - 1 - ((v >> REF_GET_SHIFT) ? REF_GET_ONE : 0);
-	} while (!__atomic_compare_exchange_n(&r->refs, &v, nv, true, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED));
-	if ((nv & (REF_INVALID | REF_COUNT_MASK)) == REF_INVALID)
+	__atomic_fetch_add(&r->slot[s].puts, 1, __ATOMIC_SEQ_CST);
+	/* Maybe the last holder: only the sums under the lock can tell. */
+	if (unlikely(__atomic_load_n(&r->slot[s].gets, __ATOMIC_SEQ_CST) & REF_INVALID))
 		rc_put_last(r);
 }
 
 void mmn_rcache_put(struct mmn_rcache_reg *reg)
 {
 	if (reg)
-		rc_put_refs((struct rc_region *)reg, 1);
+		rc_put_ref((struct rc_region *)reg, rc_slot_index());
 }
 
 /* Publish a registered PENDING region. Lock held. */
@@ -688,7 +737,7 @@ static void rc_publish_locked(struct mmn_rcache *c, struct rc_region *r)
 	 * this new incarnation also sees its new bounds, and checks them.
 	 */
 	rtree_insert(&c->tree, &r->node, r->start, r->end - 1);
-	__atomic_store_n(&r->refs, 1, __ATOMIC_RELEASE);
+	rc_set_refs(r, 1, false);
 	link_add_tail(&c->lru, &r->lru);
 	c->nr_live++;
 	c->bytes_live += r->end - r->start;
@@ -704,18 +753,14 @@ static struct rc_region *rc_lookup_locked(struct mmn_rcache *c, unsigned long ad
 {
 	struct rnode *n = rtree_find_cover(&c->tree, addr, last);
 	struct rc_region *r;
+	unsigned int s;
 
 	*err = 0;
 	if (!n)
 		return NULL;
 	r = mmn_container_of(n, struct rc_region, node);
-	if (rc_refs(r) & REF_FOLD)
-		rc_fold_locked(c, r);
-	if ((rc_refs(r) & REF_COUNT_MASK) == REF_COUNT_MASK) {
-		*err = -EOVERFLOW;
-		return NULL;
-	}
-	if (!rc_tryget(r))
+	s = rc_slot_index();
+	if (!rc_tryget(r, s))
 		return NULL;	/* cannot happen for a LIVE region */
 	__atomic_store_n(&r->referenced, 1, __ATOMIC_RELAXED);
 	c->st.hits_slow++;
@@ -842,13 +887,15 @@ static int rc_get_slow(struct mmn_rcache *c, unsigned long addr, unsigned long l
  * freed and reused since we found it).
  */
 static inline struct rc_region *rc_try_hit(struct rc_region *r, unsigned long addr,
-					   unsigned long last)
+					   unsigned long last, unsigned int s)
 {
-	if (!rc_covers(r, addr, last) || !rc_tryget(r))
+	if (!rc_covers(r, addr, last) || !rc_tryget(r, s))
 		return NULL;
 	if (likely(rc_covers(r, addr, last)))
 		return r;
-	rc_unget(r);
+	/* Not a hit after all: the reference went to a recycled region. */
+	__atomic_fetch_add(&r->cache->st.not_hits, 1, __ATOMIC_RELAXED);
+	rc_put_ref(r, s);
 	return NULL;
 }
 
@@ -859,6 +906,7 @@ int mmn_rcache_get(struct mmn_rcache *c, unsigned long addr, unsigned long len,
 	struct rc_region *r, *w;
 	struct rc_hint *h;
 	struct rnode *n;
+	unsigned int s;
 	int err;
 
 	if (unlikely(!c || !regp || !len))
@@ -867,15 +915,16 @@ int mmn_rcache_get(struct mmn_rcache *c, unsigned long addr, unsigned long len,
 		return -EOVERFLOW;
 
 	/* The hit path: no lock. The hint table first, then the tree. */
+	s = rc_slot_index();
 	h = rc_hint_set(c, addr);
 	w = __atomic_load_n(&h->way[0], __ATOMIC_ACQUIRE);
-	if (likely(w) && (r = rc_try_hit(w, addr, last)))
+	if (likely(w) && (r = rc_try_hit(w, addr, last, s)))
 		goto hit;
 	w = __atomic_load_n(&h->way[1], __ATOMIC_ACQUIRE);
-	if (w && (r = rc_try_hit(w, addr, last)))
+	if (w && (r = rc_try_hit(w, addr, last, s)))
 		goto hit;
 	n = rtree_find_cover(&c->tree, addr, last);
-	if (n && (r = rc_try_hit(mmn_container_of(n, struct rc_region, node), addr, last)))
+	if (n && (r = rc_try_hit(mmn_container_of(n, struct rc_region, node), addr, last, s)))
 		goto fill;
 	err = rc_get_slow(c, addr, last, &r);
 	if (err)
@@ -969,7 +1018,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 	for (l = c->all.next; l != &c->all; l = l->next) {
 		struct rc_region *r = all_region(l);
 
-		if ((rc_refs(r) & REF_COUNT_MASK) || rc_state(r) == RC_PENDING) {
+		if (rc_holders(r) || rc_state(r) == RC_PENDING) {
 			pthread_mutex_unlock(&c->lock);
 			return -EBUSY;
 		}
@@ -992,7 +1041,7 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 	while (c->lru.next != &c->lru) {
 		struct rc_region *r = lru_region(c->lru.next);
 
-		__atomic_fetch_or(&r->refs, REF_INVALID, __ATOMIC_ACQ_REL);
+		rc_set_invalid(r);
 		rc_kill_locked(c, r);
 		r->on_gc = true;	/* in a batch: see rc_release_batch() */
 		r->next = batch;
@@ -1038,9 +1087,11 @@ int mmn_rcache_get_stats(struct mmn_rcache *c, struct mmn_rcache_stats *st)
 	if (!c || !st)
 		return -EINVAL;
 	pthread_mutex_lock(&c->lock);
-	hits = c->st.hits_folded;
+	/* Every reference taken, less the one each miss hands out, less the false hits. */
+	hits = c->st.gets_folded;
 	for (struct rc_link *l = c->all.next; l != &c->all; l = l->next)
-		hits += rc_refs(all_region(l)) >> REF_GET_SHIFT;
+		hits += rc_gets(all_region(l));
+	hits -= c->st.misses + __atomic_load_n(&c->st.not_hits, __ATOMIC_RELAXED);
 	*st = (struct mmn_rcache_stats){
 		.hits = hits,
 		.hits_slow = c->st.hits_slow,
@@ -1091,5 +1142,10 @@ void *mmn_rcache_reg_priv(struct mmn_rcache_reg *reg, unsigned int dev)
 
 bool mmn_rcache_reg_valid(const struct mmn_rcache_reg *reg)
 {
-	return reg && !(rc_refs((const struct rc_region *)reg) & REF_INVALID);
+	/*
+	 * The state, not the INVALID bit: eviction sets INVALID for a moment
+	 * on a region it then finds held, and a held region stays LIVE until
+	 * an invalidation kills it.
+	 */
+	return reg && rc_state((const struct rc_region *)reg) == RC_LIVE;
 }

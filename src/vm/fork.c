@@ -38,17 +38,24 @@ static pid_t hook_fork(void)
 
 int vm_install_fork_hook(void)
 {
+#if defined(__aarch64__)
+	/* aarch64: whatever the first instruction is, patch_aarch64.c relocates it. */
+	static const unsigned char *const prologue = NULL;
+	static const size_t prologue_len = 0;
+#else
 	/* glibc 2.34-2.41 x86-64: mov %fs:0x10,%rax (the thread pointer) */
 	static const unsigned char prologue[] = {
 		0x64, 0x48, 0x8b, 0x04, 0x25, 0x10, 0x00, 0x00, 0x00,
 	};
+	static const size_t prologue_len = sizeof(prologue);
+#endif
 	void *target = vm_libc_symbol("_Fork");
 	void *original = NULL;
 	int err;
 
 	if (!target)
 		return -ENOENT;
-	err = vm_patch_detour(target, (vm_hook_fn *)hook_fork, prologue, sizeof(prologue),
+	err = vm_patch_detour(target, (vm_hook_fn *)hook_fork, prologue, prologue_len,
 			      &original);
 	if (err)
 		return err;

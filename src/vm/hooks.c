@@ -86,7 +86,12 @@ static void page_range(unsigned long a, unsigned long n, unsigned long *start,
 	*end = page_up(a + n);
 }
 
-static int hook_munmap(void *addr, size_t len)
+/*
+ * Each sys_X() below brackets one call and returns the kernel's value (the
+ * result or -errno): the raw path (sud.c) returns that to the trapped system
+ * call, the hook_X() wrappers turn it into libc's -1 and errno.
+ */
+static long sys_munmap(void *addr, size_t len)
 {
 	struct vm_call c;
 	unsigned long s, e;
@@ -96,11 +101,16 @@ static int hook_munmap(void *addr, size_t len)
 	vm_call_begin(&c, MMN_CALL_MUNMAP, MMN_EVENT_UNMAP, s, e);
 	ret = raw_syscall(SYS_munmap, addr, len, 0, 0, 0, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
+}
+
+static int hook_munmap(void *addr, size_t len)
+{
+	return (int)raw_result(sys_munmap(addr, len));
 }
 
 /* Declared with five arguments: the fifth is read only when a flag says so. */
-static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+static long sys_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
 {
 	unsigned long a = (unsigned long)old, s, e, ns = 0, ne = 0;
 	struct vm_call c_old, c_new;
@@ -123,7 +133,12 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 	ret = raw_syscall(SYS_mremap, old, old_len, new_len, flags, new_addr, 0);
 	vm_call_end(&c_new);
 	vm_call_end(&c_old);
-	return (void *)raw_result(ret);
+	return ret;
+}
+
+static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+	return (void *)raw_result(sys_mremap(old, old_len, new_len, flags, new_addr));
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
@@ -178,7 +193,7 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 	return f.guard;
 }
 
-static int hook_madvise(void *addr, size_t len, int advice)
+static long sys_madvise(void *addr, size_t len, int advice)
 {
 	int event = madvise_event(advice);
 	unsigned long s = 0, e = 0;
@@ -202,7 +217,12 @@ static int hook_madvise(void *addr, size_t len, int advice)
 		      s, e);
 	ret = raw_syscall(SYS_madvise, addr, len, advice, 0, 0, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
+}
+
+static int hook_madvise(void *addr, size_t len, int advice)
+{
+	return (int)raw_result(sys_madvise(addr, len, advice));
 }
 
 /* glibc's brk: sets __curbrk to what the kernel returns; ENOMEM if below @addr. */
@@ -227,6 +247,23 @@ static int hook_brk(void *addr)
 		return -1;
 	}
 	return 0;
+}
+
+/* The raw brk system call: returns the new break; glibc's __curbrk is not its business. */
+static long sys_brk(unsigned long want)
+{
+	unsigned long cur = (unsigned long)raw_syscall(SYS_brk, 0, 0, 0, 0, 0, 0), s = 0, e = 0;
+	struct vm_call c;
+	long ret;
+
+	if (want && want < cur) {
+		s = page_up(want);
+		e = page_up(cur);
+	}
+	vm_call_begin(&c, MMN_CALL_BRK, MMN_EVENT_UNMAP, s, e);
+	ret = raw_syscall(SYS_brk, want, 0, 0, 0, 0, 0);
+	vm_call_end(&c);
+	return ret;
 }
 
 struct shm_find {
@@ -258,7 +295,7 @@ static int shm_find_cb(const struct vm_map *m, void *arg)
 	return 1;
 }
 
-static int hook_shmdt(const void *addr)
+static long sys_shmdt(const void *addr)
 {
 	struct shm_find f = { .addr = (unsigned long)addr };
 	struct vm_call c;
@@ -269,10 +306,15 @@ static int hook_shmdt(const void *addr)
 	vm_call_begin(&c, MMN_CALL_SHMDT, MMN_EVENT_UNMAP, f.end ? f.addr : 0, f.end);
 	ret = raw_syscall(SYS_shmdt, addr, 0, 0, 0, 0, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
 
-static void *hook_shmat(int shmid, const void *addr, int flags)
+static int hook_shmdt(const void *addr)
+{
+	return (int)raw_result(sys_shmdt(addr));
+}
+
+static long sys_shmat(int shmid, const void *addr, int flags)
 {
 	unsigned long a = (unsigned long)addr, s = 0, e = 0;
 	struct shmid_ds ds;
@@ -288,10 +330,15 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 	vm_call_begin(&c, MMN_CALL_SHMAT, MMN_EVENT_UNMAP, s, e);
 	ret = raw_syscall(SYS_shmat, shmid, addr, flags, 0, 0, 0);
 	vm_call_end(&c);
-	return (void *)raw_result(ret);
+	return ret;
 }
 
-static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static void *hook_shmat(int shmid, const void *addr, int flags)
+{
+	return (void *)raw_result(sys_shmat(shmid, addr, flags));
+}
+
+static long sys_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	unsigned long s = 0, e = 0;
 	struct vm_call c;
@@ -302,7 +349,12 @@ static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_
 	vm_call_begin(&c, MMN_CALL_MMAP, MMN_EVENT_UNMAP, s, e);
 	ret = raw_syscall(SYS_mmap, addr, len, prot, flags, fd, off);
 	vm_call_end(&c);
-	return (void *)raw_result(ret);
+	return ret;
+}
+
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return (void *)raw_result(sys_mmap(addr, len, prot, flags, fd, off));
 }
 
 struct vma_find {
@@ -341,7 +393,7 @@ static void protection_range(unsigned long a, unsigned long n, int prot, unsigne
 	}
 }
 
-static int hook_mprotect(void *addr, size_t len, int prot)
+static long sys_mprotect(void *addr, size_t len, int prot)
 {
 	unsigned long s, e;
 	struct vm_call c;
@@ -351,10 +403,16 @@ static int hook_mprotect(void *addr, size_t len, int prot)
 	vm_call_begin(&c, MMN_CALL_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
 	ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
 
-static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+static int hook_mprotect(void *addr, size_t len, int prot)
+{
+	return (int)raw_result(sys_mprotect(addr, len, prot));
+}
+
+/* @libc: glibc's meaning of pkey -1 (plain mprotect); the raw call passes it on. */
+static long sys_pkey_mprotect(void *addr, size_t len, int prot, int pkey, bool libc)
 {
 	unsigned long s, e;
 	struct vm_call c;
@@ -363,15 +421,20 @@ static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	protection_range((unsigned long)addr, len, prot, &s, &e);
 	vm_call_begin(&c, MMN_CALL_PKEY_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
 	/* glibc: pkey -1 is plain mprotect (also where pkeys do not exist). */
-	if (pkey == -1)
+	if (pkey == -1 && libc)
 		ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
 	else
 		ret = raw_syscall(SYS_pkey_mprotect, addr, len, prot, pkey, 0, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
 
-static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
+{
+	return (int)raw_result(sys_pkey_mprotect(addr, len, prot, pkey, true));
+}
+
+static long sys_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
 	unsigned long s, e;
 	struct vm_call c;
@@ -381,11 +444,16 @@ static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff
 	vm_call_begin(&c, MMN_CALL_REMAP_FILE_PAGES, MMN_EVENT_UNMAP, s, e);
 	ret = raw_syscall(SYS_remap_file_pages, addr, size, prot, pgoff, flags, 0);
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
 
-static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t vlen,
-				    int advice, unsigned int flags)
+static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
+{
+	return (int)raw_result(sys_remap_file_pages(addr, size, prot, pgoff, flags));
+}
+
+static long sys_process_madvise(int pidfd, const struct iovec *iov, size_t vlen, int advice,
+				unsigned int flags)
 {
 	int event = madvise_event(advice);
 	unsigned long s = ULONG_MAX, e = 0;
@@ -410,7 +478,89 @@ static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t v
 		      event >= 0 ? (enum mmn_event)event : MMN_EVENT_CLEAR, s, e);
 	ret = raw_syscall(SYS_process_madvise, pidfd, iov, vlen, advice, flags, 0);
 	vm_call_end(&c);
+	return ret;
+}
+
+static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t vlen,
+				    int advice, unsigned int flags)
+{
+	return raw_result(sys_process_madvise(pidfd, iov, vlen, advice, flags));
+}
+
+static bool mapping_syscall(long nr, const long a[6], long *ret)
+{
+	switch (nr) {
+	case SYS_munmap:
+		*ret = sys_munmap((void *)a[0], (size_t)a[1]);
+		return true;
+	case SYS_mremap:
+		*ret = sys_mremap((void *)a[0], (size_t)a[1], (size_t)a[2], (int)a[3],
+				  (void *)a[4]);
+		return true;
+	case SYS_madvise:
+		*ret = sys_madvise((void *)a[0], (size_t)a[1], (int)a[2]);
+		return true;
+	case SYS_brk:
+		*ret = sys_brk((unsigned long)a[0]);
+		return true;
+	case SYS_shmdt:
+		*ret = sys_shmdt((const void *)a[0]);
+		return true;
+	case SYS_shmat:
+		*ret = sys_shmat((int)a[0], (const void *)a[1], (int)a[2]);
+		return true;
+	case SYS_mmap:
+		*ret = sys_mmap((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], (int)a[4],
+				(off_t)a[5]);
+		return true;
+	case SYS_mprotect:
+		*ret = sys_mprotect((void *)a[0], (size_t)a[1], (int)a[2]);
+		return true;
+	case SYS_pkey_mprotect:
+		*ret = sys_pkey_mprotect((void *)a[0], (size_t)a[1], (int)a[2], (int)a[3], false);
+		return true;
+	case SYS_remap_file_pages:
+		*ret = sys_remap_file_pages((void *)a[0], (size_t)a[1], (int)a[2], (size_t)a[3],
+					    (int)a[4]);
+		return true;
+	case SYS_process_madvise:
+		*ret = sys_process_madvise((int)a[0], (const struct iovec *)a[1], (size_t)a[2],
+					   (int)a[3], (unsigned int)a[4]);
+		return true;
+	default:
+		return false;
+	}
+}
+
+bool vm_mapping_syscall(long nr, const long a[6], long *ret)
+{
+	bool mapping;
+
+	vm_call_set_raw(true);
+	mapping = mapping_syscall(nr, a, ret);
+	vm_call_set_raw(false);
+	return mapping;
+}
+
+/*
+ * libc's syscall(): its system call instruction lies inside libc, where
+ * dispatch lets it through, so syscall(SYS_munmap, ...) is caught here.
+ */
+static long hook_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	const long a[6] = { a0, a1, a2, a3, a4, a5 };
+	long ret;
+
+	if (!vm_mapping_syscall(nr, a, &ret))
+		ret = raw_syscall(nr, a0, a1, a2, a3, a4, a5);
 	return raw_result(ret);
+}
+
+int vm_install_syscall_hook(void)
+{
+	void *target = vm_libc_symbol("syscall");
+
+	return target ? vm_patch_entry(target, (vm_hook_fn *)hook_syscall) : -ENOENT;
 }
 
 static const struct hook_def {

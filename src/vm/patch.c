@@ -211,6 +211,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 
 #else
 
+#if !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 		    size_t len, void **original)
 {
@@ -221,6 +222,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	(void)original;
 	return -ENOSYS;
 }
+#endif
 
 #endif
 

@@ -33,9 +33,17 @@ static int backstop_error = -ENODEV;
 static int fork_error = -ENODEV;
 static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
 static uint64_t nested_too_deep;		/* atomic */
+static uint64_t raw_events[MMN_CALL_COUNT];	/* atomic: of call_events, by the raw path */
+static int syscall_fn_error = -ENODEV;
 
 static __thread struct mmn_process_event *ext_top __attribute__((tls_model("initial-exec")));
 static __thread unsigned int nest_depth __attribute__((tls_model("initial-exec")));
+static __thread bool call_raw __attribute__((tls_model("initial-exec")));
+
+void vm_call_set_raw(bool raw)
+{
+	call_raw = raw;
+}
 
 /* Per call: its name and what the first mmn_process_mm() reports about it. */
 static const struct call_info {
@@ -83,6 +91,14 @@ const char *mmn_process_call_name(enum mmn_process_call call)
 	return (unsigned int)call < MMN_CALL_COUNT ? calls[call].name : NULL;
 }
 
+/* MMN_RAW=0: no raw path (neither libc's syscall() nor dispatch). */
+static bool raw_path_off(void)
+{
+	const char *env = getenv("MMN_RAW");
+
+	return env && env[0] == '0' && !env[1];
+}
+
 struct mmn_mm *vm_process_mm_or_null(void)
 {
 	return __atomic_load_n(&process_mm, __ATOMIC_ACQUIRE);
@@ -104,6 +120,20 @@ static void report_coverage(void)
 		report(MMN_LOG_WARN, "event sources: fork() NOT hooked: a fork while another thread is inside malloc may deadlock");
 	else
 		report(MMN_LOG_INFO, "event sources: fork() hooked (domains locked inside glibc's fork)");
+	if (syscall_fn_error)
+		report(MMN_LOG_WARN, "event sources: libc's syscall() NOT hooked: syscall(SYS_munmap, ...) is seen only by the raw path or the backstop");
+	else
+		report(MMN_LOG_INFO, "event sources: libc's syscall() hooked (libc entry patched)");
+	{
+		struct vm_sud_state st;
+
+		vm_sud_counts(&st);
+		if (st.error)
+			report(MMN_LOG_WARN, "event sources: raw system calls NOT seen before the change: syscall user dispatch is off (see mmn_process_coverage().raw_error)");
+		else
+			report(MMN_LOG_INFO, st.is_static ? "event sources: raw system calls seen before the change (syscall user dispatch; static program: every system call traps)"
+				: "event sources: raw system calls and the dynamic loader's seen before the change (syscall user dispatch)");
+	}
 	if (backstop_error)
 		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
 	else
@@ -134,6 +164,9 @@ int mmn_process_mm(struct mmn_mm **mmp)
 			/* The hooks pass everything through until mm is published. */
 			vm_install_hooks(hook_method, hook_error);
 			fork_error = vm_install_fork_hook();
+			syscall_fn_error = raw_path_off() ? -ECANCELED : vm_install_syscall_hook();
+			/* Before the backstop: its monitor thread is created armed. */
+			vm_sud_start();
 			backstop_error = vm_backstop_start();
 			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);
 			report_coverage();
@@ -177,6 +210,7 @@ static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_eve
 			unsigned long start, unsigned long end)
 {
 	int err;
+	char sud;
 
 	if (nest_depth >= VM_MAX_NEST) {
 		struct mmn_log_record rec = {
@@ -190,7 +224,10 @@ static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_eve
 	}
 	mmn_range_init(range, event, 0, mm, start, end);
 	nest_depth++;
+	/* Callbacks' own system calls run untrapped (sud.c says why). */
+	sud = vm_sud_allow(1);
 	err = mmn_invalidate_range_start(range);
+	vm_sud_restore(sud);
 	nest_depth--;
 	return err == 0;
 }
@@ -199,6 +236,7 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 		   unsigned long start, unsigned long end)
 {
 	struct mmn_mm *mm = vm_process_mm_or_null();
+	bool raw = call_raw;
 
 	c->open = false;
 	c->slot = -1;
@@ -207,9 +245,15 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 	if (event != MMN_EVENT_PROTECTION_VMA)
 		vm_backstop_before_unmap(start, end);
 	c->slot = vm_inflight_publish(start, end);
+	/* Calls made by the callbacks are their own, not this raw call's. */
+	call_raw = false;
 	c->open = open_region(&c->range, mm, event, start, end);
-	if (c->open)
+	call_raw = raw;
+	if (c->open) {
 		__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
+		if (raw)
+			__atomic_add_fetch(&raw_events[call], 1, __ATOMIC_RELAXED);
+	}
 }
 
 void vm_call_end(struct vm_call *c)
@@ -217,8 +261,12 @@ void vm_call_end(struct vm_call *c)
 	/* Slot first: see "Why that is sound" in backstop.c. */
 	if (c->slot >= 0)
 		vm_inflight_done(c->slot);
-	if (c->open)
+	if (c->open) {
+		char sud = vm_sud_allow(1);
+
 		mmn_invalidate_range_end(&c->range);
+		vm_sud_restore(sud);
+	}
 }
 
 enum { EV_IDLE = 0, EV_REPORTED, EV_OPEN };
@@ -264,9 +312,55 @@ void mmn_process_event_end(struct mmn_process_event *ev)
 	if (link != &ext_top)
 		report(MMN_LOG_ERROR, "mmn_process_event_end: events ended out of order");
 	*link = ev->outer;
-	if (ev->state == EV_OPEN)
+	if (ev->state == EV_OPEN) {
+		char sud = vm_sud_allow(1);
+
 		mmn_invalidate_range_end(&ev->range);
+		vm_sud_restore(sud);
+	}
 	ev->state = EV_IDLE;
+}
+
+/* The calls the backstop sees (after the fact) in subscribed anonymous memory. */
+static bool backstop_sees(enum mmn_process_call call)
+{
+	switch (call) {
+	case MMN_CALL_MUNMAP:
+	case MMN_CALL_MREMAP:
+	case MMN_CALL_MADVISE:
+	case MMN_CALL_BRK:
+	case MMN_CALL_MMAP:
+	case MMN_CALL_PROCESS_MADVISE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static void raw_coverage(struct mmn_process_coverage *cov)
+{
+	struct vm_sud_state st;
+
+	vm_sud_counts(&st);
+	cov->raw_error = st.error;
+	cov->raw_static = st.is_static;
+	cov->raw_loader = st.error == 0;
+	cov->raw_syscall_fn = syscall_fn_error == 0;
+	cov->raw_syscall_fn_error = syscall_fn_error;
+	cov->raw_thread_hook_error = st.thread_hook_error;
+	cov->raw_thread_armed = st.this_thread_armed;
+	cov->raw_traps = st.traps;
+	cov->raw_threads_armed = st.threads_armed;
+	cov->raw_arm_failed = st.arm_failed;
+	for (int i = 0; i < MMN_CALL_COUNT; i++) {
+		if (st.error == 0)
+			cov->raw_method[i] = MMN_RAW_BEFORE;
+		else if (cov->backstop && backstop_sees((enum mmn_process_call)i))
+			cov->raw_method[i] = MMN_RAW_BACKSTOP_AFTER;
+		else
+			cov->raw_method[i] = MMN_RAW_NONE;
+		cov->raw_events[i] = __atomic_load_n(&raw_events[i], __ATOMIC_RELAXED);
+	}
 }
 
 int mmn_process_coverage(struct mmn_process_coverage *cov)
@@ -279,6 +373,9 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 			cov->error[i] = -ENODEV;
 		cov->backstop_error = -ENODEV;
 		cov->fork_error = -ENODEV;
+		cov->raw_error = -ENODEV;
+		cov->raw_syscall_fn_error = -ENODEV;
+		cov->raw_thread_hook_error = -ENODEV;
 		return -ENODEV;
 	}
 	for (int i = 0; i < MMN_CALL_COUNT; i++) {
@@ -293,5 +390,6 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 	cov->nested_too_deep = __atomic_load_n(&nested_too_deep, __ATOMIC_RELAXED);
 	cov->fork_error = fork_error;
 	cov->fork_in_libc = fork_error == 0;
+	raw_coverage(cov);
 	return 0;
 }

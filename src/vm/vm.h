@@ -24,7 +24,8 @@ MMN_HIDDEN extern unsigned long vm_page_size;
 typedef void vm_hook_fn(void);
 MMN_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
 /* The same, keeping the function callable: its known first @len bytes move
- * to a trampoline returned in *@original. */
+ * to a trampoline returned in *@original. On aarch64 (patch_aarch64.c) the
+ * first instruction is relocated whatever it is, so @prologue may be NULL. */
 MMN_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 			      size_t len, void **original);
 MMN_HIDDEN void *vm_libc_symbol(const char *name);
@@ -62,5 +63,28 @@ struct vm_map {
 };
 /* Calls @fn for each mapping until it returns non-zero; returns that, or -errno. */
 MMN_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
+
+/* sud.c: the raw path (syscall user dispatch) for calls outside libc's entries. */
+struct vm_sud_state {
+	int error;			/* 0: dispatch on; else why not */
+	int thread_hook_error;		/* pthread_create detour */
+	bool is_static;			/* no libc.so: everything but libmmn traps */
+	bool this_thread_armed;
+	uint64_t traps, threads_armed, arm_failed;
+};
+MMN_HIDDEN int vm_sud_start(void);
+MMN_HIDDEN void vm_sud_arm_thread(void);
+MMN_HIDDEN void vm_sud_counts(struct vm_sud_state *st);
+/* Let this thread's system calls through while callbacks run; returns the old state. */
+MMN_HIDDEN char vm_sud_allow(char allow);
+MMN_HIDDEN void vm_sud_restore(char prev);
+
+/* hooks.c: run mapping system call @nr through its bracket; false if @nr is
+ * not one. *@ret: the kernel's value. Counted as a raw call. */
+MMN_HIDDEN bool vm_mapping_syscall(long nr, const long a[6], long *ret);
+/* hooks.c: patch libc's syscall() (0 or -errno). */
+MMN_HIDDEN int vm_install_syscall_hook(void);
+/* process.c: the next vm_call_begin()s on this thread are a raw call's. */
+MMN_HIDDEN void vm_call_set_raw(bool raw);
 
 #endif /* MMN_VM_H */

@@ -6,14 +6,18 @@
  * (no violation expected) or in a way they cannot see (a violation expected),
  * between two self-check passes it forces with mmn_selfcheck_sync().
  *
- *   raw-munmap-file    munmap(2) of a file mapping by raw system call: nothing
- *                      sees it (the backstop covers anonymous memory only)
+ *   raw-munmap-file    munmap(2) of a file mapping by a raw `syscall`
+ *                      instruction in this program: the raw path (syscall
+ *                      user dispatch) reports it; with MMN_RAW=0 nothing sees
+ *                      it (the backstop covers anonymous memory only)
  *   raw-mprotect-file  mprotect(2) of a file mapping by raw system call
  *   raw-munmap-anon    munmap(2) of anonymous memory by raw system call: the
- *                      userfaultfd backstop must report it
+ *                      raw path, or with MMN_RAW=0 the userfaultfd backstop,
+ *                      must report it
  *   munmap-file        munmap() through libc: the hooks must report it
  *   dlclose LIB        dlopen(LIB), then dlclose(): ld.so unmaps it with its own
- *                      copy of munmap, which libmmn does not hook
+ *                      copy of munmap, which traps to the raw path (with
+ *                      MMN_RAW=0 nothing sees it)
  *
  * The checker's verdict is in the MMN_SELFCHECK_LOG report; test/preload/run.sh
  * reads it. The program itself always exits with EXIT_CODE, so that run.sh can
@@ -33,6 +37,22 @@
 #define PAGES 16
 
 static int (*selfcheck_sync)(void);
+
+/* A system call made here, not through libc's syscall(). */
+static long raw3(long nr, void *a, unsigned long b, long c)
+{
+#if defined(__x86_64__)
+	long ret;
+
+	__asm__ volatile("syscall"
+			 : "=a"(ret)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c)
+			 : "rcx", "r11", "memory");
+	return ret;
+#else
+	return syscall(nr, a, b, c);
+#endif
+}
 
 static void sync_or_die(const char *when)
 {
@@ -85,12 +105,12 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "raw-munmap-file") == 0) {
 		p = map_file(PROT_READ | PROT_WRITE);
 		sync_or_die("after mmap");	/* subscribed now */
-		syscall(SYS_munmap, p, PAGES * ps);
+		raw3(SYS_munmap, p, PAGES * ps, 0);
 		sync_or_die("after munmap");	/* the check that must fail */
 	} else if (strcmp(mode, "raw-mprotect-file") == 0) {
 		p = map_file(PROT_READ | PROT_WRITE);
 		sync_or_die("after mmap");
-		syscall(SYS_mprotect, p, PAGES * ps, PROT_READ);
+		raw3(SYS_mprotect, p, PAGES * ps, PROT_READ);
 		sync_or_die("after mprotect");
 	} else if (strcmp(mode, "raw-munmap-anon") == 0) {
 		p = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -99,7 +119,7 @@ int main(int argc, char **argv)
 			return 2;
 		memset(p, 0x5a, PAGES * ps);
 		sync_or_die("after mmap");
-		syscall(SYS_munmap, p, PAGES * ps);
+		raw3(SYS_munmap, p, PAGES * ps, 0);
 		sync_or_die("after munmap");
 	} else if (strcmp(mode, "munmap-file") == 0) {
 		p = map_file(PROT_READ | PROT_WRITE);

@@ -65,6 +65,71 @@ TEST(invalidation_allocates_nothing)
 }
 
 /*
+ * The interval index allocates its nodes on insert: each such allocation,
+ * failed, makes the insert return -ENOMEM with the notifier untouched (the
+ * same insert then succeeds), and the domain stays sound.
+ */
+TEST(insert_allocates)
+{
+	static struct mmn_interval_notifier subs[2000];
+	struct mmn_mm *mm;
+	int points = 0;
+
+	assert_eq(mmn_mm_new(&mm), 0);
+	for (int i = 0; i < 2000; i++) {
+		/* Ascending, then interleaved below: splits at both ends and inside. */
+		unsigned long start = i < 1000 ? 0x100000ul + i * 0x2000ul
+					       : 0x100000ul + (i - 1000) * 0x2000ul + 0x1000;
+
+		points += alloc_fail_walk(mmn_interval_notifier_insert(&subs[i], mm, start, 0x1000,
+									&ops), (void)0);
+		expect_eq_ptr(mmn_mm_test_check(mm), NULL);
+	}
+	printf("  2000 inserts: %d allocation(s), each failure -> -ENOMEM\n", points);
+	expect_ge(points, 2000 / 16);
+	for (int i = 0; i < 2000; i++)
+		expect_eq(mmn_interval_notifier_remove(&subs[i]), 0);
+	expect_eq_ptr(mmn_mm_test_check(mm), NULL);
+	expect_eq(mmn_mm_destroy(mm), 0);
+}
+
+/*
+ * Inserts deferred by an open period are applied by the range_end that ends
+ * it -- inside free() or a munmap hook in real use. Their nodes were paid
+ * for when they were queued: with every allocation failing, the end applies
+ * all of them.
+ */
+TEST(deferred_inserts_allocate_nothing)
+{
+	static struct mmn_interval_notifier subs[1001];
+	struct mmn_range range;
+	struct mmn_mm *mm;
+	int points = 0;
+
+	assert_eq(mmn_mm_new(&mm), 0);
+	assert_eq(mmn_interval_notifier_insert(&subs[0], mm, 0x1000, 0x1000, &ops), 0);
+	mmn_range_init(&range, MMN_EVENT_UNMAP, 0, mm, 0, 0x2000);
+	assert_eq(mmn_invalidate_range_start(&range), 0);	/* hits: odd */
+	for (int i = 1; i <= 1000; i++) {
+		points += alloc_fail_walk(mmn_interval_notifier_insert(&subs[i], mm,
+									0x10000ul * (unsigned long)i,
+									0x1000, &ops), (void)0);
+		expect_false(mmn_interval_notifier_test_in_tree(&subs[i]));
+	}
+	printf("  1000 deferred inserts: %d allocation(s), each failure -> -ENOMEM\n", points);
+	expect_ge(points, 1000);
+	alloc_fail_arm(0);
+	mmn_invalidate_range_end(&range);
+	expect_false(alloc_fail_disarm());
+	for (int i = 0; i <= 1000; i++)
+		expect_true(mmn_interval_notifier_test_in_tree(&subs[i]));
+	expect_eq_ptr(mmn_mm_test_check(mm), NULL);
+	for (int i = 0; i <= 1000; i++)
+		expect_eq(mmn_interval_notifier_remove(&subs[i]), 0);
+	expect_eq(mmn_mm_destroy(mm), 0);
+}
+
+/*
  * The process domain is created once per process, so each failure point is
  * tried in a child of its own: it must return -ENOMEM, then succeed when
  * called again, with every hook installed.
@@ -121,6 +186,8 @@ int main(void)
 {
 	RUN(mm_new);
 	RUN(invalidation_allocates_nothing);
+	RUN(insert_allocates);
+	RUN(deferred_inserts_allocate_nothing);
 	RUN(process_mm);
 	return test_report();
 }

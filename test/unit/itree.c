@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: MIT
 /*
- * The interval tree on its own, against a brute-force list.
+ * The interval index (a B+-tree) on its own, against a brute-force list.
  *
- * Random inserts and removals at sizes from 1 to 5000 nodes, itree_check()
- * after every change, and stabbing queries whose answers (order included:
- * ascending start, equal starts in insertion order) are compared with a
- * sorted scan of the list. The test counts the deletion shapes it hit (leaf,
- * one child, two children, root) and the query sizes (0, 1, many) and fails
- * if any shape was never exercised. Seed: argv[1].
+ * Random inserts and removals at sizes from 1 to 5000 intervals,
+ * mmn_itree_check() after every change, and stabbing queries whose answers
+ * (order included: ascending start, equal starts in insertion order) are
+ * compared with a sorted scan of the list. The test counts the structural
+ * events it caused (splits, root growth, borrows, merges, root shrinking) and
+ * the query sizes (0, 1, many) and fails if any was never exercised. The
+ * spare-node reserve is tested too: a tree given exactly
+ * mmn_itree_spare_needed(k) spares must take k inserts, mixed with removals,
+ * without running out (running out aborts). Seed: argv[1].
  */
 #include <limits.h>
 
@@ -31,12 +34,13 @@ static uint64_t order_clock;
 static struct test_rng rng;
 
 /* Coverage counters: every one must end above zero. */
-static unsigned long del_leaf, del_one_child, del_two_children, del_root;
+static unsigned long splits, grows, borrows, merges, shrinks;
 static unsigned long q_zero, q_one, q_many, q_point;
+static size_t pending;		/* inserts the spare list must still pay for */
 
 static void check_tree(void)
 {
-	const char *err = itree_check(&tree);
+	const char *err = mmn_itree_check(&tree, pending);
 
 	if (err) {
 		fprintf(stderr, "    itree_check: %s (%d nodes)\n", err, nr_live);
@@ -95,7 +99,15 @@ static void insert_node(struct tnode *n, unsigned long start, unsigned long last
 	n->order = order_clock++;
 	n->slot = nr_live;
 	live[nr_live++] = n;
-	itree_insert(&tree, &n->node);
+	if (pending) {
+		pending--;	/* paid for in advance */
+	} else {
+		size_t need = mmn_itree_spare_needed(&tree, 1);
+
+		if (tree.nr_spare < need)
+			mmn_itree_spare_give(&tree, mmn_itree_nodes_alloc(need - tree.nr_spare));
+	}
+	mmn_itree_insert(&tree, &n->node);
 	check_tree();
 }
 
@@ -114,16 +126,7 @@ static void remove_node(struct tnode *n)
 	struct mmn_itree_node *x = &n->node;
 	int slot = n->slot;
 
-	if (!x->parent)
-		del_root++;
-	if (x->left && x->right)
-		del_two_children++;
-	else if (x->left || x->right)
-		del_one_child++;
-	else
-		del_leaf++;
-
-	itree_remove(&tree, x);
+	mmn_itree_remove(&tree, x);
 	live[slot] = live[--nr_live];
 	live[slot]->slot = slot;
 	n->slot = -1;
@@ -146,6 +149,7 @@ static struct tnode *expect_buf[MAX_NODES];
 static void query(unsigned long qs, unsigned long ql)
 {
 	struct mmn_itree_node *x;
+	struct mmn_itree_iter it;
 	int n = 0, i = 0;
 
 	for (int j = 0; j < nr_live; j++)
@@ -153,7 +157,7 @@ static void query(unsigned long qs, unsigned long ql)
 			expect_buf[n++] = live[j];
 	qsort(expect_buf, n, sizeof(expect_buf[0]), cmp_walk_order);
 
-	for (x = itree_first(&tree, qs, ql); x; x = itree_next(x, qs, ql), i++) {
+	for (x = mmn_itree_first(&tree, &it, qs, ql); x; x = mmn_itree_next(&it), i++) {
 		test_checks++;
 		if (i >= n || x != &expect_buf[i]->node) {
 			test_fail_at(__FILE__, __LINE__);
@@ -214,24 +218,51 @@ static void empty_tree(void)
 			random_query();
 	}
 	test_checks++;
-	if (tree.root || tree.leftmost || tree.count)
-		assert_true(!tree.root && !tree.leftmost && !tree.count);
+	if (tree.root || tree.height || tree.count || tree.nr_nodes)
+		assert_true(!tree.root && !tree.height && !tree.count && !tree.nr_nodes);
 }
 
 static void reset(void)
 {
+	splits += tree.splits;
+	grows += tree.grows;
+	borrows += tree.borrows;
+	merges += tree.merges;
+	shrinks += tree.shrinks;
+	mmn_itree_nodes_free(mmn_itree_spare_trim(&tree, 0));
 	memset(&tree, 0, sizeof(tree));
+	pending = 0;
 	for (int i = 0; i < MAX_NODES; i++)
 		nodes[i].slot = -1;
 	nr_live = 0;
+}
+
+static struct mmn_itree_node *first(unsigned long s, unsigned long l)
+{
+	struct mmn_itree_iter it;
+
+	return mmn_itree_first(&tree, &it, s, l);
+}
+
+/* The result after @x in the query [s, l] (@x must be one of its results). */
+static struct mmn_itree_node *next_after(struct mmn_itree_node *x, unsigned long s,
+					 unsigned long l)
+{
+	struct mmn_itree_iter it;
+	struct mmn_itree_node *y;
+
+	for (y = mmn_itree_first(&tree, &it, s, l); y && y != x; y = mmn_itree_next(&it))
+		;
+	assert_eq_ptr(y, x);
+	return mmn_itree_next(&it);
 }
 
 TEST(empty)
 {
 	reset();
 	check_tree();
-	expect_eq_ptr(itree_first(&tree, 0, ULONG_MAX), NULL);
-	expect_eq_ptr(itree_first(&tree, 5, 5), NULL);
+	expect_eq_ptr(first(0, ULONG_MAX), NULL);
+	expect_eq_ptr(first(5, 5), NULL);
 }
 
 TEST(boundaries)
@@ -241,19 +272,19 @@ TEST(boundaries)
 	reset();
 	/* [0x1000, 0x1fff] against ranges touching it from either side. */
 	insert_node(&nodes[0], 0x1000, 0x1fff);
-	expect_eq_ptr(itree_first(&tree, 0x2000, 0x2fff), NULL);
-	expect_eq_ptr(itree_first(&tree, 0, 0xfff), NULL);
-	expect_eq_ptr(itree_first(&tree, 0, 0x1000), &nodes[0].node);
-	expect_eq_ptr(itree_first(&tree, 0x1fff, 0x1fff), &nodes[0].node);
-	expect_eq_ptr(itree_first(&tree, 0x1fff, ULONG_MAX), &nodes[0].node);
-	expect_eq_ptr(itree_next(&nodes[0].node, 0, ULONG_MAX), NULL);
+	expect_eq_ptr(first(0x2000, 0x2fff), NULL);
+	expect_eq_ptr(first(0, 0xfff), NULL);
+	expect_eq_ptr(first(0, 0x1000), &nodes[0].node);
+	expect_eq_ptr(first(0x1fff, 0x1fff), &nodes[0].node);
+	expect_eq_ptr(first(0x1fff, ULONG_MAX), &nodes[0].node);
+	expect_eq_ptr(next_after(&nodes[0].node, 0, ULONG_MAX), NULL);
 	/* The very last address, and the whole space. */
 	insert_node(&nodes[1], ULONG_MAX, ULONG_MAX);
 	insert_node(&nodes[2], 0, ULONG_MAX);
-	expect_eq_ptr(itree_first(&tree, ULONG_MAX, ULONG_MAX), &nodes[2].node);
-	expect_eq_ptr(itree_next(&nodes[2].node, ULONG_MAX, ULONG_MAX), &nodes[1].node);
-	expect_eq_ptr(itree_first(&tree, 0, 0), &nodes[2].node);
-	expect_eq_ptr(itree_next(&nodes[2].node, 0, 0), NULL);
+	expect_eq_ptr(first(ULONG_MAX, ULONG_MAX), &nodes[2].node);
+	expect_eq_ptr(next_after(&nodes[2].node, ULONG_MAX, ULONG_MAX), &nodes[1].node);
+	expect_eq_ptr(first(0, 0), &nodes[2].node);
+	expect_eq_ptr(next_after(&nodes[2].node, 0, 0), NULL);
 	for (int i = 0; i < 200; i++) {
 		rand_interval(&s, &l);
 		query(s, l);
@@ -331,17 +362,67 @@ TEST(random_sizes)
 	}
 }
 
+/*
+ * The reserve: a tree holding exactly mmn_itree_spare_needed(k) spares takes
+ * k inserts, with removals between them, without allocating (a missing
+ * spare aborts). Inserts at both ends and in the middle, so splits of every
+ * kind and root growth happen while the reserve is being used up.
+ */
+TEST(reserve)
+{
+	static const size_t ks[] = { 1, 2, 3, 7, 16, 100, 1000 };
+	unsigned long s, l;
+
+	for (size_t r = 0; r < sizeof(ks) / sizeof(ks[0]); r++) {
+		for (int pre = 0; pre < 4; pre++) {
+			size_t k = ks[r], base = pre == 0 ? 0 : pre == 1 ? 5 : pre == 2 ? 200 : 2000;
+
+			reset();
+			while ((size_t)nr_live < base) {
+				rand_interval(&s, &l);
+				insert_node(free_node(), s, l);
+			}
+			/* Exactly what the k inserts need, not one node more. */
+			mmn_itree_nodes_free(mmn_itree_spare_trim(&tree, 0));
+			pending = k;
+			mmn_itree_spare_give(&tree, mmn_itree_nodes_alloc(mmn_itree_spare_needed(&tree, k)));
+			check_tree();
+			for (size_t i = 0; i < k; i++) {
+				switch (test_rng_below(&rng, 4)) {
+				case 0:		/* ascending: splits at the right edge */
+					insert_node(free_node(), ULONG_MAX - 1000 + i, ULONG_MAX);
+					break;
+				case 1:		/* descending: splits at the left edge */
+					insert_node(free_node(), 1000 - (i % 1000), 1000);
+					break;
+				default:
+					rand_interval(&s, &l);
+					insert_node(free_node(), s, l);
+					break;
+				}
+				if (nr_live > 1 && test_rng_below(&rng, 3) == 0)
+					remove_node(live[test_rng_below(&rng, nr_live)]);
+			}
+			expect_eq((long long)pending, 0);
+			full_walk();
+			empty_tree();
+		}
+	}
+}
+
 /* The coverage the brief asks for was reached. */
 TEST(coverage)
 {
-	printf("  deletions: %lu leaf, %lu one child, %lu two children, %lu root\n",
-	       del_leaf, del_one_child, del_two_children, del_root);
+	reset();
+	printf("  structure: %lu splits, %lu root grows, %lu borrows, %lu merges, %lu root shrinks\n",
+	       splits, grows, borrows, merges, shrinks);
 	printf("  queries: %lu empty, %lu single, %lu many, %lu points\n", q_zero,
 	       q_one, q_many, q_point);
-	expect_gt(del_leaf, 0);
-	expect_gt(del_one_child, 0);
-	expect_gt(del_two_children, 0);
-	expect_gt(del_root, 0);
+	expect_gt(splits, 0);
+	expect_gt(grows, 0);
+	expect_gt(borrows, 0);
+	expect_gt(merges, 0);
+	expect_gt(shrinks, 0);
 	expect_gt(q_zero, 0);
 	expect_gt(q_one, 0);
 	expect_gt(q_many, 0);
@@ -356,6 +437,7 @@ int main(int argc, char **argv)
 	RUN(equal_starts);
 	RUN(monotonic);
 	RUN(random_sizes);
+	RUN(reserve);
 	RUN(coverage);
 	return test_report();
 }

@@ -524,6 +524,8 @@ int main(void)
 
 	pg = (unsigned long)sysconf(_SC_PAGESIZE);
 	main_thread = pthread_self();
+	/* Raw calls must reach the backstop, not the raw path (process_raw tests that). */
+	setenv("MMN_RAW", "0", 1);
 	assert_eq(pipe2(probe_pipe, O_CLOEXEC), 0);
 	sentinel_pool = (unsigned long)mmap(NULL, SENTINELS * pg, PROT_READ | PROT_WRITE,
 					    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

@@ -510,45 +510,6 @@ TEST(bad_input)
 	expect_eq(mmn_mm_destroy(mm), 0);
 }
 
-/* A second put is reported and ignored (issue 12: unmatched pairs). */
-static unsigned int put_errors;	/* atomic */
-
-static void put_error_hook(const struct mmn_log_record *rec, void *arg)
-{
-	(void)arg;
-	if (rec->level == MMN_LOG_ERROR && rec->what && strstr(rec->what, "mmn_rcache_put"))
-		__atomic_add_fetch(&put_errors, 1, __ATOMIC_RELAXED);
-}
-
-TEST(double_put_ignored)
-{
-	struct mmn_rcache_reg *r, *r2;
-	struct mmn_rcache_stats st;
-	struct env e;
-
-	env_new(&e, 1, NULL);
-	__atomic_store_n(&put_errors, 0, __ATOMIC_RELAXED);
-	mmn_set_log_fn(put_error_hook, NULL);
-	assert_eq(mmn_rcache_get(e.cache, BASE, page, &r), 0);
-	mmn_rcache_put(r);
-	mmn_rcache_put(r);		/* not held any more */
-	expect_eq(__atomic_load_n(&put_errors, __ATOMIC_RELAXED), 1);
-	/* Still cached and usable: a hit, then a real put. */
-	assert_eq(mmn_rcache_get(e.cache, BASE, page, &r2), 0);
-	expect_eq_ptr(r2, r);
-	expect_true(mmn_rcache_reg_valid(r2));
-	mmn_rcache_put(r2);
-	st = stats(e.cache);
-	expect_eq(st.hits, 1);
-	expect_eq(st.misses, 1);
-	/* Unused again: a flush evicts it (a stuck count would keep it). */
-	expect_eq(mmn_rcache_flush(e.cache), 1);
-	expect_eq(stats(e.cache).regions, 0);
-	expect_eq(__atomic_load_n(&put_errors, __ATOMIC_RELAXED), 1);
-	mmn_set_log_fn(NULL, NULL);
-	env_free(&e);
-}
-
 /* ---- collision-retry ---------------------------------------------------- */
 
 static struct mmn_mm *hook_mm;
@@ -889,7 +850,6 @@ int main(void)
 	RUN(concurrent_hits_counted);
 	RUN(device_failure);
 	RUN(bad_input);
-	RUN(double_put_ignored);
 	RUN(collision_retry);
 	RUN(two_pass_order);
 	RUN(wait_for_other_deregistration);
