@@ -101,7 +101,7 @@ deb_rc=0
 test/deb/run.sh || deb_rc=$?
 case $deb_rc in
 0) passed=$((passed + 1)) ;;
-77) ;;
+77) skipped=$((skipped + 1)) ;;
 *) failed=$((failed + 1)); status=1 ;;
 esac
 
