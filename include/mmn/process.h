@@ -124,7 +124,46 @@ enum mmn_process_call {
 enum mmn_hook_method {
 	MMN_HOOK_NONE = 0,	/* not hooked: see error[] */
 	MMN_HOOK_ENTRY_PATCH,	/* libc's function entry jumps to libmmn */
+	MMN_HOOK_CHAINED,	/* as ENTRY_PATCH, and libmmn's hook then runs the
+				 * foreign hook that had patched the entry (UCX,
+				 * libfabric, Open MPI): see foreign[] */
 };
+
+/* How a foreign interposer's calls reach libmmn's notifiers. */
+enum mmn_foreign_cover {
+	MMN_COVER_NOT = 0,	/* not seen by libmmn's hooks (backstop only) */
+	MMN_COVER_BEFORE,	/* libmmn invalidates before the call's change */
+	MMN_COVER_AFTER,	/* only after the change (the backstop) */
+};
+
+/* What the foreign interposer did. */
+enum mmn_foreign_kind {
+	MMN_FOREIGN_ENTRY_PATCH = 1,	/* patched libc's entry (UCX bistro, libfabric
+					 * memhooks, Open MPI): libmmn chains through */
+	MMN_FOREIGN_SYMBOL,		/* defines the symbol itself (tcmalloc): callers'
+					 * GOT slots are routed through libmmn */
+};
+
+#define MMN_FOREIGN_MAX 24
+
+/**
+ * struct mmn_foreign_hook - one foreign interposer of one call
+ * @call: the call (sbrk is reported as MMN_CALL_BRK)
+ * @kind: how it interposes
+ * @cover: how its calls are covered
+ * @object: file name of the object its code is in ("libucm.so.0", ...)
+ */
+struct mmn_foreign_hook {
+	enum mmn_process_call call;
+	enum mmn_foreign_kind kind;
+	enum mmn_foreign_cover cover;
+	char object[48];
+};
+
+/* MMN_MONITOR: which event sources run (docs/process-events.md). */
+#define MMN_MONITOR_PATCH	0x1u	/* libc entry patching (with chaining) */
+#define MMN_MONITOR_INTERPOSE	0x2u	/* following interposed symbols */
+#define MMN_MONITOR_BACKSTOP	0x4u	/* the userfaultfd backstop */
 
 /**
  * struct mmn_process_coverage - which paths are watched, and how
@@ -147,6 +186,14 @@ enum mmn_hook_method {
  *	pthread_atfork handlers do it, and a fork while another thread is inside
  *	malloc can deadlock (docs/process-events.md)
  * @fork_error: -errno explaining fork_in_libc false (0 when true)
+ * @monitor: the MMN_MONITOR_* sources selected at start-up (MMN_MONITOR)
+ * @foreign_count: entries used in @foreign
+ * @foreign: every foreign interposer of a watched call found so far
+ * @foreign_rechains: times another library patched over libmmn's entry after
+ *	libmmn was installed and libmmn chained through it again
+ * @signal_degraded: mapping changes made from a signal handler that
+ *	interrupted libmmn while it held a domain lock: not invalidated before
+ *	the change (the backstop may see them after); also logged
  */
 struct mmn_process_coverage {
 	enum mmn_hook_method method[MMN_CALL_COUNT];
@@ -160,6 +207,12 @@ struct mmn_process_coverage {
 	uint64_t nested_too_deep;
 	bool fork_in_libc;
 	int fork_error;
+	/* Coexistence with other interposers (UCX, libfabric, MPI, tcmalloc). */
+	unsigned int monitor;
+	unsigned int foreign_count;
+	struct mmn_foreign_hook foreign[MMN_FOREIGN_MAX];
+	uint64_t foreign_rechains;
+	uint64_t signal_degraded;
 };
 
 /**

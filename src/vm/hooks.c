@@ -30,7 +30,9 @@
  *
  * Nothing here allocates: these run inside malloc and free.
  */
+#include <dlfcn.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/mman.h>
@@ -67,6 +69,60 @@
 
 static unsigned long *curbrk;	/* glibc's __curbrk, which brk() maintains */
 
+/*
+ * Chaining (docs/process-events.md, "Other libraries that patch libc"). When
+ * another library had patched a function's entry, entry_next[] is where its
+ * jump went: libmmn's hook opens the invalidation, then calls that foreign
+ * hook instead of making the system call itself, so the other library's
+ * handlers run too, after libmmn's first pass and before the change.
+ *
+ * A foreign hook that calls "the original" by running a copy of the entry
+ * it displaced would, once libmmn's jump is that entry, come straight back
+ * here with the same arguments: chain_arg[] catches that (this thread, this
+ * call, the same first argument) and then the hook makes the system call.
+ */
+static void *entry_next[VM_NCALLS];	/* atomic */
+static __thread unsigned long chain_arg[VM_NCALLS] __attribute__((tls_model("initial-exec")));
+static __thread unsigned int chain_busy __attribute__((tls_model("initial-exec")));
+
+/* The next hop to call for @call, or NULL to make the system call. */
+static void *chain_next(void *const *next, int call, unsigned long arg0)
+{
+	void *fn = next ? __atomic_load_n(next, __ATOMIC_ACQUIRE) : NULL;
+
+	if (fn && (chain_busy & (1u << call)) && chain_arg[call] == arg0)
+		return NULL;	/* the foreign hook came back through our entry */
+	return fn;
+}
+
+struct chain_save {
+	unsigned long arg;
+	bool busy;
+};
+
+static void chain_enter(struct chain_save *save, int call, unsigned long arg0, struct vm_call *c1,
+			struct vm_call *c2)
+{
+	vm_call_chain_enter(c1);
+	if (c2)
+		vm_call_chain_enter(c2);
+	save->arg = chain_arg[call];
+	save->busy = chain_busy & (1u << call);
+	chain_arg[call] = arg0;
+	chain_busy |= 1u << call;
+}
+
+static void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
+			struct vm_call *c2)
+{
+	if (c2)
+		vm_call_chain_leave(c2);
+	vm_call_chain_leave(c1);
+	chain_arg[call] = save->arg;
+	if (!save->busy)
+		chain_busy &= ~(1u << call);
+}
+
 static unsigned long page_up(unsigned long x)
 {
 	return (x + vm_page_size - 1) & ~(vm_page_size - 1);
@@ -86,25 +142,45 @@ static void page_range(unsigned long a, unsigned long n, unsigned long *start,
 	*end = page_up(a + n);
 }
 
-static int hook_munmap(void *addr, size_t len)
+typedef int munmap_fn(void *, size_t);
+
+int vm_do_munmap(void *const *next, void *addr, size_t len)
 {
+	munmap_fn *fn = VM_FN(munmap_fn, chain_next(next, MMN_CALL_MUNMAP, (unsigned long)addr));
+	struct chain_save save;
 	struct vm_call c;
 	unsigned long s, e;
-	long ret;
+	int ret;
 
 	page_range((unsigned long)addr, len, &s, &e);
 	vm_call_begin(&c, MMN_CALL_MUNMAP, MMN_EVENT_UNMAP, s, e);
-	ret = raw_syscall(SYS_munmap, addr, len, 0, 0, 0, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_MUNMAP, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, len);
+		chain_leave(&save, MMN_CALL_MUNMAP, &c, NULL);
+	} else {
+		ret = (int)raw_result(raw_syscall(SYS_munmap, addr, len, 0, 0, 0, 0));
+	}
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
 
-/* Declared with five arguments: the fifth is read only when a flag says so. */
-static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+static int hook_munmap(void *addr, size_t len)
 {
+	return vm_do_munmap(&entry_next[MMN_CALL_MUNMAP], addr, len);
+}
+
+typedef void *mremap_fn(void *, size_t, size_t, int, ...);
+
+/* Declared with five arguments: the fifth is read only when a flag says so. */
+void *vm_do_mremap(void *const *next, void *old, size_t old_len, size_t new_len, int flags,
+		   void *new_addr)
+{
+	mremap_fn *fn = VM_FN(mremap_fn, chain_next(next, MMN_CALL_MREMAP, (unsigned long)old));
 	unsigned long a = (unsigned long)old, s, e, ns = 0, ne = 0;
 	struct vm_call c_old, c_new;
-	long ret;
+	struct chain_save save;
+	void *ret;
 
 	page_range(a, old_len, &s, &e);
 	if (s < e && !(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP)) &&
@@ -120,10 +196,22 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 
 	vm_call_begin(&c_old, MMN_CALL_MREMAP, MMN_EVENT_UNMAP, s, e);
 	vm_call_begin(&c_new, MMN_CALL_MREMAP, MMN_EVENT_UNMAP, ns, ne);
-	ret = raw_syscall(SYS_mremap, old, old_len, new_len, flags, new_addr, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_MREMAP, a, &c_old, &c_new);
+		ret = fn(old, old_len, new_len, flags, new_addr);
+		chain_leave(&save, MMN_CALL_MREMAP, &c_old, &c_new);
+	} else {
+		ret = (void *)raw_result(raw_syscall(SYS_mremap, old, old_len, new_len, flags,
+						     new_addr, 0));
+	}
 	vm_call_end(&c_new);
 	vm_call_end(&c_old);
-	return (void *)raw_result(ret);
+	return ret;
+}
+
+static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, void *new_addr)
+{
+	return vm_do_mremap(&entry_next[MMN_CALL_MREMAP], old, old_len, new_len, flags, new_addr);
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
@@ -178,12 +266,16 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 	return f.guard;
 }
 
-static int hook_madvise(void *addr, size_t len, int advice)
+typedef int madvise_fn(void *, size_t, int);
+
+int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 {
+	madvise_fn *fn = VM_FN(madvise_fn, chain_next(next, MMN_CALL_MADVISE, (unsigned long)addr));
 	int event = madvise_event(advice);
 	unsigned long s = 0, e = 0;
+	struct chain_save save;
 	struct vm_call c;
-	long ret;
+	int ret;
 
 	if (event >= 0)
 		page_range((unsigned long)addr, len, &s, &e);
@@ -200,33 +292,115 @@ static int hook_madvise(void *addr, size_t len, int advice)
 #endif
 	vm_call_begin(&c, MMN_CALL_MADVISE, event >= 0 ? (enum mmn_event)event : MMN_EVENT_CLEAR,
 		      s, e);
-	ret = raw_syscall(SYS_madvise, addr, len, advice, 0, 0, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_MADVISE, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, len, advice);
+		chain_leave(&save, MMN_CALL_MADVISE, &c, NULL);
+	} else {
+		ret = (int)raw_result(raw_syscall(SYS_madvise, addr, len, advice, 0, 0, 0));
+	}
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
+}
+
+static int hook_madvise(void *addr, size_t len, int advice)
+{
+	return vm_do_madvise(&entry_next[MMN_CALL_MADVISE], addr, len, advice);
+}
+
+typedef int brk_fn(void *);
+typedef void *sbrk_fn(intptr_t);
+
+/* The kernel's current break (glibc's copy may be stale or unset). */
+static unsigned long current_break(void)
+{
+	unsigned long cur = curbrk ? *curbrk : 0;
+
+	return cur ? cur : (unsigned long)raw_syscall(SYS_brk, 0, 0, 0, 0, 0, 0);
 }
 
 /* glibc's brk: sets __curbrk to what the kernel returns; ENOMEM if below @addr. */
-static int hook_brk(void *addr)
+int vm_do_brk(void *const *next, void *addr)
 {
-	unsigned long want = (unsigned long)addr, cur = *curbrk, s = 0, e = 0;
+	brk_fn *fn = VM_FN(brk_fn, chain_next(next, MMN_CALL_BRK, (unsigned long)addr));
+	unsigned long want = (unsigned long)addr, cur = current_break(), s = 0, e = 0;
+	struct chain_save save;
 	struct vm_call c;
 	long ret;
 
-	if (!cur)
-		cur = (unsigned long)raw_syscall(SYS_brk, 0, 0, 0, 0, 0, 0);
 	if (want && want < cur) {
 		s = page_up(want);
 		e = page_up(cur);
 	}
 	vm_call_begin(&c, MMN_CALL_BRK, MMN_EVENT_UNMAP, s, e);
+	if (fn) {
+		/* The other library's brk keeps glibc's __curbrk itself. */
+		chain_enter(&save, MMN_CALL_BRK, want, &c, NULL);
+		ret = fn(addr);
+		chain_leave(&save, MMN_CALL_BRK, &c, NULL);
+		vm_call_end(&c);
+		return (int)ret;
+	}
 	ret = raw_syscall(SYS_brk, addr, 0, 0, 0, 0, 0);
 	vm_call_end(&c);
-	*curbrk = (unsigned long)ret;
+	if (curbrk)
+		*curbrk = (unsigned long)ret;
 	if ((unsigned long)ret < want) {
 		errno = ENOMEM;
 		return -1;
 	}
 	return 0;
+}
+
+static int hook_brk(void *addr)
+{
+	return vm_do_brk(&entry_next[MMN_CALL_BRK], addr);
+}
+
+/*
+ * sbrk is hooked only where another library patched it (UCX does, and its
+ * sbrk moves the break with its own system call, never through brk): then
+ * a negative increment is a heap shrink libmmn must see before it happens.
+ * Counted with brk. Otherwise glibc's sbrk calls brk, which is hooked.
+ */
+void *vm_do_sbrk(void *const *next, intptr_t inc)
+{
+	sbrk_fn *fn = VM_FN(sbrk_fn, chain_next(next, VM_CALL_SBRK, (unsigned long)inc));
+	unsigned long cur = inc < 0 ? current_break() : 0, s = 0, e = 0;
+	struct chain_save save;
+	struct vm_call c;
+	void *ret;
+
+	if (inc < 0 && (unsigned long)-inc <= cur) {
+		s = page_up(cur + (unsigned long)inc);
+		e = page_up(cur);
+	}
+	vm_call_begin(&c, MMN_CALL_BRK, MMN_EVENT_UNMAP, s, e);
+	if (fn) {
+		chain_enter(&save, VM_CALL_SBRK, (unsigned long)inc, &c, NULL);
+		ret = fn(inc);
+		chain_leave(&save, VM_CALL_SBRK, &c, NULL);
+	} else {
+		/* glibc's sbrk, with the system call made here. */
+		unsigned long old = current_break(), got;
+
+		got = (unsigned long)raw_syscall(SYS_brk, old + (unsigned long)inc, 0, 0, 0, 0, 0);
+		if (curbrk)
+			*curbrk = got;
+		if (got != old + (unsigned long)inc) {
+			errno = ENOMEM;
+			ret = (void *)-1;
+		} else {
+			ret = (void *)old;
+		}
+	}
+	vm_call_end(&c);
+	return ret;
+}
+
+static void *hook_sbrk(intptr_t inc)
+{
+	return vm_do_sbrk(&entry_next[VM_CALL_SBRK], inc);
 }
 
 struct shm_find {
@@ -258,26 +432,42 @@ static int shm_find_cb(const struct vm_map *m, void *arg)
 	return 1;
 }
 
+typedef int shmdt_fn(const void *);
+
 static int hook_shmdt(const void *addr)
 {
+	shmdt_fn *fn = VM_FN(shmdt_fn, chain_next(&entry_next[MMN_CALL_SHMDT], MMN_CALL_SHMDT,
+					      (unsigned long)addr));
 	struct shm_find f = { .addr = (unsigned long)addr };
+	struct chain_save save;
 	struct vm_call c;
-	long ret;
+	int ret;
 
 	if (!(f.addr & (vm_page_size - 1)))
 		vm_maps_foreach(shm_find_cb, &f);
 	vm_call_begin(&c, MMN_CALL_SHMDT, MMN_EVENT_UNMAP, f.end ? f.addr : 0, f.end);
-	ret = raw_syscall(SYS_shmdt, addr, 0, 0, 0, 0, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_SHMDT, (unsigned long)addr, &c, NULL);
+		ret = fn(addr);
+		chain_leave(&save, MMN_CALL_SHMDT, &c, NULL);
+	} else {
+		ret = (int)raw_result(raw_syscall(SYS_shmdt, addr, 0, 0, 0, 0, 0));
+	}
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
+
+typedef void *shmat_fn(int, const void *, int);
 
 static void *hook_shmat(int shmid, const void *addr, int flags)
 {
+	shmat_fn *fn = VM_FN(shmat_fn, chain_next(&entry_next[MMN_CALL_SHMAT], MMN_CALL_SHMAT,
+					      (unsigned long)shmid));
 	unsigned long a = (unsigned long)addr, s = 0, e = 0;
+	struct chain_save save;
 	struct shmid_ds ds;
 	struct vm_call c;
-	long ret;
+	void *ret;
 
 	if ((flags & SHM_REMAP) && a) {
 		if (flags & SHM_RND)
@@ -286,23 +476,45 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 			page_range(a, ds.shm_segsz, &s, &e);
 	}
 	vm_call_begin(&c, MMN_CALL_SHMAT, MMN_EVENT_UNMAP, s, e);
-	ret = raw_syscall(SYS_shmat, shmid, addr, flags, 0, 0, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_SHMAT, (unsigned long)shmid, &c, NULL);
+		ret = fn(shmid, addr, flags);
+		chain_leave(&save, MMN_CALL_SHMAT, &c, NULL);
+	} else {
+		ret = (void *)raw_result(raw_syscall(SYS_shmat, shmid, addr, flags, 0, 0, 0));
+	}
 	vm_call_end(&c);
-	return (void *)raw_result(ret);
+	return ret;
 }
 
-static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
+
+void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
+		 off_t off)
 {
+	mmap_fn *fn = VM_FN(mmap_fn, chain_next(next, MMN_CALL_MMAP, (unsigned long)addr));
 	unsigned long s = 0, e = 0;
+	struct chain_save save;
 	struct vm_call c;
-	long ret;
+	void *ret;
 
 	if ((flags & MAP_FIXED) && !(flags & MAP_FIXED_NOREPLACE))
 		page_range((unsigned long)addr, len, &s, &e);
 	vm_call_begin(&c, MMN_CALL_MMAP, MMN_EVENT_UNMAP, s, e);
-	ret = raw_syscall(SYS_mmap, addr, len, prot, flags, fd, off);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_MMAP, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, len, prot, flags, fd, off);
+		chain_leave(&save, MMN_CALL_MMAP, &c, NULL);
+	} else {
+		ret = (void *)raw_result(raw_syscall(SYS_mmap, addr, len, prot, flags, fd, off));
+	}
 	vm_call_end(&c);
-	return (void *)raw_result(ret);
+	return ret;
+}
+
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	return vm_do_mmap(&entry_next[MMN_CALL_MMAP], addr, len, prot, flags, fd, off);
 }
 
 struct vma_find {
@@ -341,27 +553,57 @@ static void protection_range(unsigned long a, unsigned long n, int prot, unsigne
 	}
 }
 
+typedef int mprotect_fn(void *, size_t, int);
+
 static int hook_mprotect(void *addr, size_t len, int prot)
 {
+	mprotect_fn *fn = VM_FN(mprotect_fn, chain_next(&entry_next[MMN_CALL_MPROTECT],
+						    MMN_CALL_MPROTECT, (unsigned long)addr));
+	struct chain_save save;
 	unsigned long s, e;
 	struct vm_call c;
-	long ret;
+	int ret;
 
 	protection_range((unsigned long)addr, len, prot, &s, &e);
 	vm_call_begin(&c, MMN_CALL_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
-	ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_MPROTECT, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, len, prot);
+		chain_leave(&save, MMN_CALL_MPROTECT, &c, NULL);
+	} else {
+		ret = (int)raw_result(raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0));
+	}
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	/*
+	 * Patchers make a code page writable, write their jump and make it
+	 * executable again with this call: check libmmn's entries now, on the
+	 * patcher's thread, and chain through whatever was written over them.
+	 */
+	if (!(prot & PROT_WRITE) && (prot & PROT_EXEC))
+		vm_hooks_recheck_range((unsigned long)addr, (unsigned long)addr + len);
+	return ret;
 }
+
+typedef int pkey_mprotect_fn(void *, size_t, int, int);
 
 static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 {
+	pkey_mprotect_fn *fn = VM_FN(pkey_mprotect_fn, chain_next(
+		&entry_next[MMN_CALL_PKEY_MPROTECT], MMN_CALL_PKEY_MPROTECT, (unsigned long)addr));
+	struct chain_save save;
 	unsigned long s, e;
 	struct vm_call c;
 	long ret;
 
 	protection_range((unsigned long)addr, len, prot, &s, &e);
 	vm_call_begin(&c, MMN_CALL_PKEY_MPROTECT, MMN_EVENT_PROTECTION_VMA, s, e);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_PKEY_MPROTECT, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, len, prot, pkey);
+		chain_leave(&save, MMN_CALL_PKEY_MPROTECT, &c, NULL);
+		vm_call_end(&c);
+		return (int)ret;
+	}
 	/* glibc: pkey -1 is plain mprotect (also where pkeys do not exist). */
 	if (pkey == -1)
 		ret = raw_syscall(SYS_mprotect, addr, len, prot, 0, 0, 0);
@@ -371,24 +613,43 @@ static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 	return (int)raw_result(ret);
 }
 
+typedef int remap_file_pages_fn(void *, size_t, int, size_t, int);
+
 static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
+	remap_file_pages_fn *fn = VM_FN(remap_file_pages_fn, chain_next(
+		&entry_next[MMN_CALL_REMAP_FILE_PAGES], MMN_CALL_REMAP_FILE_PAGES,
+		(unsigned long)addr));
+	struct chain_save save;
 	unsigned long s, e;
 	struct vm_call c;
-	long ret;
+	int ret;
 
 	page_range((unsigned long)addr, size, &s, &e);
 	vm_call_begin(&c, MMN_CALL_REMAP_FILE_PAGES, MMN_EVENT_UNMAP, s, e);
-	ret = raw_syscall(SYS_remap_file_pages, addr, size, prot, pgoff, flags, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_REMAP_FILE_PAGES, (unsigned long)addr, &c, NULL);
+		ret = fn(addr, size, prot, pgoff, flags);
+		chain_leave(&save, MMN_CALL_REMAP_FILE_PAGES, &c, NULL);
+	} else {
+		ret = (int)raw_result(raw_syscall(SYS_remap_file_pages, addr, size, prot, pgoff,
+						  flags, 0));
+	}
 	vm_call_end(&c);
-	return (int)raw_result(ret);
+	return ret;
 }
+
+typedef ssize_t process_madvise_fn(int, const struct iovec *, size_t, int, unsigned int);
 
 static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t vlen,
 				    int advice, unsigned int flags)
 {
+	process_madvise_fn *fn = VM_FN(process_madvise_fn, chain_next(
+		&entry_next[MMN_CALL_PROCESS_MADVISE], MMN_CALL_PROCESS_MADVISE,
+		(unsigned long)iov));
 	int event = madvise_event(advice);
 	unsigned long s = ULONG_MAX, e = 0;
+	struct chain_save save;
 	struct vm_call c;
 	long ret;
 
@@ -408,16 +669,23 @@ static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t v
 	}
 	vm_call_begin(&c, MMN_CALL_PROCESS_MADVISE,
 		      event >= 0 ? (enum mmn_event)event : MMN_EVENT_CLEAR, s, e);
-	ret = raw_syscall(SYS_process_madvise, pidfd, iov, vlen, advice, flags, 0);
+	if (fn) {
+		chain_enter(&save, MMN_CALL_PROCESS_MADVISE, (unsigned long)iov, &c, NULL);
+		ret = fn(pidfd, iov, vlen, advice, flags);
+		chain_leave(&save, MMN_CALL_PROCESS_MADVISE, &c, NULL);
+	} else {
+		ret = raw_result(raw_syscall(SYS_process_madvise, pidfd, iov, vlen, advice, flags,
+					     0));
+	}
 	vm_call_end(&c);
-	return raw_result(ret);
+	return ret;
 }
 
 static const struct hook_def {
-	enum mmn_process_call call;
+	int call;		/* enum mmn_process_call, or VM_CALL_SBRK */
 	const char *symbol;
 	vm_hook_fn *hook;
-} hook_defs[MMN_CALL_COUNT] = {
+} hook_defs[VM_NCALLS] = {
 	{ MMN_CALL_MUNMAP, "munmap", (vm_hook_fn *)hook_munmap },
 	{ MMN_CALL_MREMAP, "mremap", (vm_hook_fn *)hook_mremap },
 	{ MMN_CALL_MADVISE, "madvise", (vm_hook_fn *)hook_madvise },
@@ -429,23 +697,148 @@ static const struct hook_def {
 	{ MMN_CALL_PKEY_MPROTECT, "pkey_mprotect", (vm_hook_fn *)hook_pkey_mprotect },
 	{ MMN_CALL_REMAP_FILE_PAGES, "remap_file_pages", (vm_hook_fn *)hook_remap_file_pages },
 	{ MMN_CALL_PROCESS_MADVISE, "process_madvise", (vm_hook_fn *)hook_process_madvise },
+	{ VM_CALL_SBRK, "sbrk", (vm_hook_fn *)hook_sbrk },
 };
+
+/* Filled in by vm_install_hooks(), then kept up to date by the rechecks. */
+static void *targets[VM_NCALLS];
+static enum mmn_hook_method *methods;
+static int *errors;
+static bool installed;			/* atomic */
+static unsigned int recheck_lock;	/* atomic: 0 free, 1 held */
+static __thread bool rechecking __attribute__((tls_model("initial-exec")));
+static uint64_t rechains;		/* atomic: foreign patches chained after install */
+
+/* Foreign entry patches found, one per call (the latest). */
+static struct vm_foreign foreign_entry[VM_NCALLS];
+
+static void note_foreign(int i, void *dest)
+{
+	struct vm_foreign *f = &foreign_entry[i];
+	const char *name = "?";
+	Dl_info info;
+
+	if (dest && dladdr(dest, &info) && info.dli_fname) {
+		const char *slash = strrchr(info.dli_fname, '/');
+
+		name = slash ? slash + 1 : info.dli_fname;
+	}
+	f->call = hook_defs[i].call;
+	f->present = dest != NULL;
+	snprintf(f->object, sizeof(f->object), "%s", dest ? name : "");
+}
+
+/*
+ * Patch, or chain through, entry @i. Only an sbrk somebody else patched is
+ * taken over: glibc's own sbrk reaches the hooked brk.
+ */
+static int install_one(int i, bool *changed)
+{
+	const struct hook_def *h = &hook_defs[i];
+	void *target = targets[i];
+	int err;
+
+	*changed = false;
+	if (!target)
+		return -ENOENT;	/* no libc.so: a static program */
+	if (h->call == MMN_CALL_BRK && !curbrk)
+		return -ENOENT;	/* cannot keep glibc's break in step */
+	if (h->call == VM_CALL_SBRK && !vm_patch_is_ours(target, h->hook) &&
+	    !vm_patch_is_jump(target))
+		return 0;
+	err = vm_patch_chain(target, h->hook, &entry_next[i], changed);
+	if (!err && *changed)
+		note_foreign(i, __atomic_load_n(&entry_next[i], __ATOMIC_ACQUIRE));
+	return err;
+}
+
+static void set_method(int i, int err)
+{
+	int call = hook_defs[i].call;
+
+	if (call >= MMN_CALL_COUNT)
+		return;
+	methods[call] = err ? MMN_HOOK_NONE
+			    : __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED) ? MMN_HOOK_CHAINED
+										: MMN_HOOK_ENTRY_PATCH;
+	errors[call] = err;
+}
 
 void vm_install_hooks(enum mmn_hook_method *method, int *error)
 {
+	methods = method;
+	errors = error;
 	curbrk = vm_libc_symbol("__curbrk");
-	for (int i = 0; i < MMN_CALL_COUNT; i++) {
-		const struct hook_def *h = &hook_defs[i];
-		void *target = vm_libc_symbol(h->symbol);
+	for (int i = 0; i < VM_NCALLS; i++) {
+		bool changed;
+
+		targets[i] = vm_libc_symbol(hook_defs[i].symbol);
+		set_method(i, install_one(i, &changed));
+	}
+	__atomic_store_n(&installed, true, __ATOMIC_RELEASE);
+}
+
+static bool recheck_lock_take(void)
+{
+	if (rechecking)
+		return false;	/* a recheck's own mprotect */
+	while (__atomic_exchange_n(&recheck_lock, 1, __ATOMIC_ACQUIRE))
+		while (__atomic_load_n(&recheck_lock, __ATOMIC_RELAXED))
+			;
+	rechecking = true;
+	return true;
+}
+
+static void recheck_lock_drop(void)
+{
+	rechecking = false;
+	__atomic_store_n(&recheck_lock, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * Is any hooked entry in [start, end) no longer libmmn's jump? Then chain
+ * through what was written there (or patch again, if it was restored).
+ */
+void vm_hooks_recheck_range(unsigned long start, unsigned long end)
+{
+	if (!__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
+		return;
+	for (int i = 0; i < VM_NCALLS; i++) {
+		unsigned long t = (unsigned long)targets[i];
+
+		if (t && start <= t && t < end && !vm_patch_is_ours(targets[i], hook_defs[i].hook))
+			goto work;
+	}
+	return;
+work:
+	if (!recheck_lock_take())
+		return;
+	for (int i = 0; i < VM_NCALLS; i++) {
+		bool changed;
 		int err;
 
-		if (!target)
-			err = -ENOENT;	/* no libc.so: a static program */
-		else if (h->call == MMN_CALL_BRK && !curbrk)
-			err = -ENOENT;	/* cannot keep glibc's break in step */
-		else
-			err = vm_patch_entry(target, h->hook);
-		method[h->call] = err ? MMN_HOOK_NONE : MMN_HOOK_ENTRY_PATCH;
-		error[h->call] = err;
+		if (!targets[i] || vm_patch_is_ours(targets[i], hook_defs[i].hook))
+			continue;
+		err = install_one(i, &changed);
+		if (changed)
+			__atomic_add_fetch(&rechains, 1, __ATOMIC_RELAXED);
+		set_method(i, err);
 	}
+	recheck_lock_drop();
+}
+
+void vm_hooks_recheck(void)
+{
+	vm_hooks_recheck_range(0, ULONG_MAX);
+}
+
+unsigned int vm_hooks_foreign(struct vm_foreign *out, unsigned int max, uint64_t *nrechains)
+{
+	unsigned int n = 0;
+
+	for (int i = 0; i < VM_NCALLS && n < max; i++)
+		if (foreign_entry[i].present && __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED))
+			out[n++] = foreign_entry[i];
+	*nrechains = __atomic_load_n(&rechains, __ATOMIC_RELAXED);
+	return n;
 }

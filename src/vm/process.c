@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 
+#include <string.h>
+
+#include "../core/fork.h"
 #include "vm.h"
 
 unsigned long vm_page_size = 4096;
@@ -33,6 +36,9 @@ static int backstop_error = -ENODEV;
 static int fork_error = -ENODEV;
 static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
 static uint64_t nested_too_deep;		/* atomic */
+static uint64_t signal_degraded;		/* atomic */
+static uint64_t signal_degraded_logged;		/* under init_lock */
+static unsigned int monitor = MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE | MMN_MONITOR_BACKSTOP;
 
 static __thread struct mmn_process_event *ext_top __attribute__((tls_model("initial-exec")));
 static __thread unsigned int nest_depth __attribute__((tls_model("initial-exec")));
@@ -110,6 +116,50 @@ static void report_coverage(void)
 		report(MMN_LOG_INFO, "event sources: userfaultfd backstop running");
 }
 
+/*
+ * MMN_MONITOR: a comma-separated list of "patch", "interpose", "backstop",
+ * or "all" (the default) or "none" -- as libfabric's FI_MR_CACHE_MONITOR.
+ * MMN_BACKSTOP=0 still turns the backstop off.
+ */
+static int parse_monitor(void)
+{
+	static const struct {
+		const char *name;
+		unsigned int bits;
+	} names[] = {
+		{ "patch", MMN_MONITOR_PATCH },
+		{ "interpose", MMN_MONITOR_INTERPOSE },
+		{ "backstop", MMN_MONITOR_BACKSTOP },
+		{ "all", MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE | MMN_MONITOR_BACKSTOP },
+		{ "none", 0 },
+	};
+	const char *env = getenv("MMN_MONITOR"), *p = env;
+	unsigned int bits = 0;
+
+	if (!env || !*env)
+		return 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		bool known = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n)) {
+				bits |= names[i].bits;
+				known = true;
+			}
+		}
+		if (!known) {
+			report(MMN_LOG_ERROR, "event sources: MMN_MONITOR names an unknown source (known: patch, interpose, backstop, all, none)");
+			return -EINVAL;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	monitor = bits;
+	return 0;
+}
+
 int mmn_process_mm(struct mmn_mm **mmp)
 {
 	struct mmn_mm *mm;
@@ -130,11 +180,20 @@ int mmn_process_mm(struct mmn_mm **mmp)
 		if (ps)
 			vm_page_size = ps;
 		err = mmn_mm_new(&mm);
+		if (!err)
+			err = parse_monitor();
 		if (!err) {
 			/* The hooks pass everything through until mm is published. */
-			vm_install_hooks(hook_method, hook_error);
+			if (monitor & MMN_MONITOR_PATCH) {
+				vm_install_hooks(hook_method, hook_error);
+			} else {
+				for (int i = 0; i < MMN_CALL_COUNT; i++)
+					hook_error[i] = -EPERM;
+			}
+			if (monitor & MMN_MONITOR_INTERPOSE)
+				vm_interpose_install();
 			fork_error = vm_install_fork_hook();
-			backstop_error = vm_backstop_start();
+			backstop_error = monitor & MMN_MONITOR_BACKSTOP ? vm_backstop_start() : -EPERM;
 			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);
 			report_coverage();
 		}
@@ -188,6 +247,16 @@ static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_eve
 		mmn_log(&rec);
 		return false;
 	}
+	if (mmn_lock_held_by_thread()) {
+		/*
+		 * A signal handler interrupted this thread inside the core,
+		 * holding the domain lock: taking it would wait forever. Let
+		 * the change through, counted (and logged by the next
+		 * coverage query: logging here is not async-signal-safe).
+		 */
+		__atomic_add_fetch(&signal_degraded, 1, __ATOMIC_RELAXED);
+		return false;
+	}
 	mmn_range_init(range, event, 0, mm, start, end);
 	nest_depth++;
 	err = mmn_invalidate_range_start(range);
@@ -210,6 +279,24 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 	c->open = open_region(&c->range, mm, event, start, end);
 	if (c->open)
 		__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
+}
+
+void vm_call_chain_enter(struct vm_call *c)
+{
+	c->pushed = c->open;
+	if (!c->open)
+		return;
+	c->ev.range.start = c->range.start;
+	c->ev.range.end = c->range.end;
+	c->ev.outer = ext_top;
+	ext_top = &c->ev;
+}
+
+void vm_call_chain_leave(struct vm_call *c)
+{
+	if (c->pushed)
+		ext_top = c->ev.outer;
+	c->pushed = false;
 }
 
 void vm_call_end(struct vm_call *c)
@@ -269,6 +356,49 @@ void mmn_process_event_end(struct mmn_process_event *ev)
 	ev->state = EV_IDLE;
 }
 
+/* The coexistence part of the coverage; also re-chains overwritten entries. */
+static void foreign_coverage(struct mmn_process_coverage *cov)
+{
+	struct vm_foreign f[MMN_FOREIGN_MAX];
+	unsigned int n;
+	uint64_t degraded;
+
+	if (monitor & MMN_MONITOR_PATCH)
+		vm_hooks_recheck();
+	if (monitor & MMN_MONITOR_INTERPOSE)
+		vm_interpose_install();
+	for (int i = 0; i < MMN_CALL_COUNT; i++)
+		cov->method[i] = hook_method[i], cov->error[i] = hook_error[i];
+	cov->monitor = monitor;
+	n = vm_hooks_foreign(f, MMN_FOREIGN_MAX, &cov->foreign_rechains);
+	for (unsigned int i = 0; i < n; i++) {
+		struct mmn_foreign_hook *h = &cov->foreign[cov->foreign_count++];
+
+		h->call = f[i].call == VM_CALL_SBRK ? MMN_CALL_BRK : (enum mmn_process_call)f[i].call;
+		h->kind = MMN_FOREIGN_ENTRY_PATCH;
+		h->cover = MMN_COVER_BEFORE;
+		memcpy(h->object, f[i].object, sizeof(h->object));
+	}
+	n = vm_interpose_foreign(f, MMN_FOREIGN_MAX - cov->foreign_count);
+	for (unsigned int i = 0; i < n; i++) {
+		struct mmn_foreign_hook *h = &cov->foreign[cov->foreign_count++];
+
+		h->call = f[i].call == VM_CALL_SBRK ? MMN_CALL_BRK : (enum mmn_process_call)f[i].call;
+		h->kind = MMN_FOREIGN_SYMBOL;
+		h->cover = f[i].present ? MMN_COVER_BEFORE
+			   : cov->backstop ? MMN_COVER_AFTER : MMN_COVER_NOT;
+		memcpy(h->object, f[i].object, sizeof(h->object));
+	}
+	degraded = __atomic_load_n(&signal_degraded, __ATOMIC_RELAXED);
+	cov->signal_degraded = degraded;
+	pthread_mutex_lock(&init_lock);
+	if (degraded != signal_degraded_logged) {
+		signal_degraded_logged = degraded;
+		report(MMN_LOG_WARN, "event sources: mapping changes made from a signal handler that interrupted libmmn holding a domain lock were NOT invalidated before the change (see signal_degraded)");
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
 int mmn_process_coverage(struct mmn_process_coverage *cov)
 {
 	if (!cov)
@@ -293,5 +423,6 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 	cov->nested_too_deep = __atomic_load_n(&nested_too_deep, __ATOMIC_RELAXED);
 	cov->fork_error = fork_error;
 	cov->fork_in_libc = fork_error == 0;
+	foreign_coverage(cov);
 	return 0;
 }
