@@ -279,7 +279,7 @@ void vm_interpose_install(void)
 	}
 	dl_iterate_phdr(redirect_cb, NULL);
 	for (int i = 0; i < I_COUNT; i++)
-		found[i].present = next[i] && slots_redirected[i];
+		found[i].present = next[i] != NULL;
 	pthread_mutex_unlock(&walk_lock);
 }
 
