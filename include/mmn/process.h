@@ -227,6 +227,43 @@ MMN_API int mmn_process_coverage(struct mmn_process_coverage *cov);
 /** mmn_process_call_name() - "munmap", "mremap", ...; NULL if out of range */
 MMN_API const char *mmn_process_call_name(enum mmn_process_call call);
 
+/* ---- Feeding other memory monitors (docs/process-events.md) ------------- */
+
+/**
+ * mmn_feed_ucx() - make libmmn the source of UCX's memory-unmap events
+ *
+ * Declares UCM_EVENT_VM_UNMAPPED external (ucm_set_external_event()) and
+ * passes every mapping change libmmn sees (unmap, discard, move; not
+ * protection changes) to UCX with ucm_vm_munmap(), from libmmn's first pass:
+ * before the change for hooked calls, promptly after for what only the
+ * backstop sees. libucm must already be loaded; libmmn does not link it.
+ * Call it before UCX registers its first handler for that event (before
+ * ucp_init()), and run with UCX_MEM_MMAP_HOOK_MODE=none so that libucm
+ * patches nothing itself.
+ *
+ * Context: allocates; not from a notifier callback.
+ * Return: 0; -ENOENT if libucm is not loaded; -EALREADY if already fed;
+ * errors of mmn_process_mm() and mmn_interval_notifier_insert().
+ */
+MMN_API int mmn_feed_ucx(void);
+
+struct fid_mem_monitor;
+
+/**
+ * mmn_ofi_monitor() - libmmn as a libfabric memory monitor (import monitor)
+ *
+ * Returns libmmn's struct fid_mem_monitor (rdma/fi_ext.h). Hand it to
+ * libfabric before any registration cache starts:
+ * fi_import(FI_VERSION(1, 17), "mr_cache", NULL, 0, 0, &mon->fid, NULL).
+ * libfabric then starts it, subscribes its cache entries and is notified of
+ * every change libmmn sees, as with its own memhooks monitor; libfabric's
+ * own hooks stay uninstalled. fi_close(&mon->fid) detaches it again.
+ *
+ * Context: thread-safe; one monitor per process.
+ * Return: the monitor; NULL if libmmn was built without rdma/fi_ext.h.
+ */
+MMN_API struct fid_mem_monitor *mmn_ofi_monitor(void);
+
 #ifdef __cplusplus
 }
 #endif
