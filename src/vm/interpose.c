@@ -159,6 +159,21 @@ static unsigned long dyn_ptr(const struct dl_phdr_info *info, unsigned long p)
 	return p < info->dlpi_addr ? p + info->dlpi_addr : p;
 }
 
+/* Does @p lie in one of @info's loaded segments (its own PLT, say)? */
+static bool in_object(const struct dl_phdr_info *info, const void *p)
+{
+	unsigned long a = (unsigned long)p;
+
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		unsigned long s = info->dlpi_addr + ph->p_vaddr;
+
+		if (ph->p_type == PT_LOAD && s <= a && a < s + ph->p_memsz)
+			return true;
+	}
+	return false;
+}
+
 static void redirect_relocs(const struct dl_phdr_info *info, const ElfW(Rela) *rel,
 			    size_t n, const ElfW(Sym) *symtab, const char *strtab,
 			    unsigned long relro_start, unsigned long relro_end)
@@ -167,7 +182,6 @@ static void redirect_relocs(const struct dl_phdr_info *info, const ElfW(Rela) *r
 		unsigned long type = ELF64_R_TYPE(rel[k].r_info);
 		const char *name;
 		void **slot, *cur;
-		Dl_info di;
 
 		if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT)
 			continue;
@@ -182,8 +196,7 @@ static void redirect_relocs(const struct dl_phdr_info *info, const ElfW(Rela) *r
 			if (cur == VM_ADDR(syms[i].wrapper))
 				continue;
 			/* The interposer itself, or this object's own lazy PLT stub. */
-			if (cur == def || (dladdr(cur, &di) && di.dli_fbase == (void *)info->dlpi_addr &&
-					   type == R_X86_64_JUMP_SLOT)) {
+			if (cur == def || (type == R_X86_64_JUMP_SLOT && in_object(info, cur))) {
 				write_slot(slot, VM_ADDR(syms[i].wrapper), relro_start, relro_end);
 				slots_redirected[i]++;
 			}
