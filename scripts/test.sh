@@ -7,7 +7,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev ||
+mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
+	libfabric-dev libgoogle-perftools4 libjemalloc2 libmimalloc2.0 ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)
