@@ -15,7 +15,12 @@
  * the change. A slot holding anything else belongs to somebody else (UCX's
  * reloc mode) and is left alone. The walk runs at start-up, on every
  * coverage query and after each dlopen() that adds an object
- * (dl_iterate_phdr's adds counter says so cheaply).
+ * (dl_iterate_phdr's adds counter says so cheaply): libc's dlopen is
+ * detoured (its known first instructions moved, as for _Fork), so an
+ * extension module loaded later binds to the interposer through a slot
+ * that is redirected before dlopen() returns. The same detour re-checks
+ * libc's patched entries, for a patcher (libucm) whose constructor ran
+ * inside that dlopen().
  *
  * Not followed: the interposer's calls of its own definition that do not go
  * through its GOT (a direct, symbolic call), and a definition in the main
@@ -23,6 +28,7 @@
  */
 #include <dlfcn.h>
 #include <elf.h>
+#include <errno.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -294,6 +300,50 @@ void vm_interpose_install(void)
 	for (int i = 0; i < I_COUNT; i++)
 		found[i].present = next[i] != NULL;
 	pthread_mutex_unlock(&walk_lock);
+}
+
+typedef void *dlopen_fn(const char *, int);
+
+static dlopen_fn *glibc_dlopen;	/* dlopen's moved prologue, then dlopen */
+static __thread bool in_dlopen_hook __attribute__((tls_model("initial-exec")));
+
+static void *hook_dlopen(const char *file, int mode)
+{
+	void *h = glibc_dlopen(file, mode);
+
+	/* The walk itself calls dlopen(RTLD_NOLOAD): no second walk then. */
+	if (h && !in_dlopen_hook && !(mode & RTLD_NOLOAD)) {
+		int saved = errno;
+
+		in_dlopen_hook = true;
+		vm_hooks_recheck();
+		vm_interpose_install();
+		in_dlopen_hook = false;
+		errno = saved;
+	}
+	return h;
+}
+
+int vm_install_dlopen_hook(void)
+{
+#if defined(__x86_64__)
+	/* glibc 2.34-2.41 x86-64: push %rbx; sub $0x30,%rsp */
+	static const unsigned char prologue[] = { 0x53, 0x48, 0x83, 0xec, 0x30 };
+	void *target = vm_libc_symbol("dlopen");
+	void *original = NULL;
+	int err;
+
+	if (!target)
+		return -ENOENT;
+	err = vm_patch_detour(target, (vm_hook_fn *)hook_dlopen, prologue, sizeof(prologue),
+			      &original);
+	if (err)
+		return err;
+	memcpy(&glibc_dlopen, &original, sizeof(glibc_dlopen));
+	return 0;
+#else
+	return -ENOSYS;
+#endif
 }
 
 /* Every interposer found; present: its callers' slots go through libmmn. */

@@ -34,6 +34,7 @@ static enum mmn_hook_method hook_method[MMN_CALL_COUNT];
 static int hook_error[MMN_CALL_COUNT];
 static int backstop_error = -ENODEV;
 static int fork_error = -ENODEV;
+static int dlopen_error = -ENODEV;
 static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
 static uint64_t nested_too_deep;		/* atomic */
 static uint64_t signal_degraded;		/* atomic */
@@ -110,6 +111,14 @@ static void report_coverage(void)
 		report(MMN_LOG_WARN, "event sources: fork() NOT hooked: a fork while another thread is inside malloc may deadlock");
 	else
 		report(MMN_LOG_INFO, "event sources: fork() hooked (domains locked inside glibc's fork)");
+	if (dlopen_error)
+		report(MMN_LOG_WARN, "event sources: dlopen() NOT detoured: interposers and foreign patches arriving with a later dlopen() are found at the next coverage query or mprotect, not at once");
+	for (int i = 0; i < MMN_CALL_COUNT; i++) {
+		if (hook_method[i] == MMN_HOOK_CHAINED) {
+			report(MMN_LOG_INFO, "event sources: foreign patches were on hooked entries: libmmn's hook runs first, then the foreign hook (see mmn_process_coverage().foreign)");
+			break;
+		}
+	}
 	if (backstop_error)
 		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
 	else
@@ -192,6 +201,8 @@ int mmn_process_mm(struct mmn_mm **mmp)
 			}
 			if (monitor & MMN_MONITOR_INTERPOSE)
 				vm_interpose_install();
+			if (monitor & (MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE))
+				dlopen_error = vm_install_dlopen_hook();
 			fork_error = vm_install_fork_hook();
 			backstop_error = monitor & MMN_MONITOR_BACKSTOP ? vm_backstop_start() : -EPERM;
 			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);

@@ -61,6 +61,8 @@ VM_HIDDEN unsigned int vm_hooks_foreign(struct vm_foreign *out, unsigned int max
 					uint64_t *rechains);
 /* interpose.c: route calls of interposed definitions (tcmalloc's munmap) through libmmn. */
 VM_HIDDEN void vm_interpose_install(void);
+/* Detour libc's dlopen: re-walk and re-check after each load; 0 or -errno. */
+VM_HIDDEN int vm_install_dlopen_hook(void);
 VM_HIDDEN unsigned int vm_interpose_foreign(struct vm_foreign *out, unsigned int max);
 /* The hook bodies, calling @next (or making the system call if *@next is NULL). */
 VM_HIDDEN int vm_do_munmap(void *const *next, void *addr, size_t len);

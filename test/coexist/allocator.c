@@ -10,8 +10,12 @@
  * route their callers through its hooks: each call below must have reached
  * the notifier before it returned (the callback reads the old contents), and
  * the coverage must name the interposer. jemalloc and mimalloc define none
- * of these; their calls go through libc's entries.
+ * of these; their calls go through libc's entries. MODULE is a small
+ * library dlopen()ed after libmmn installed, whose munmap must be followed too.
+ *
+ *   allocator NAME MODULE
  */
+#include <dlfcn.h>
 #include <mmn/process.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -19,7 +23,7 @@
 #include "harness.h"
 
 static long pg;
-static const char *allocator;
+static const char *allocator, *module_path;
 
 struct watch {
 	struct mmn_interval_notifier sub;
@@ -79,6 +83,24 @@ TEST(munmap)
 	watch_on(&w, p, 8 * (size_t)pg, 0x11);
 	assert_eq(munmap(p, 8 * (size_t)pg), 0);
 	expect_seen_before(&w);
+}
+
+/* A module loaded after libmmn installed: its calls are followed at once. */
+TEST(later_dlopen_module)
+{
+	void *h = dlopen(module_path, RTLD_NOW | RTLD_LOCAL), *sym;
+	int (*unmap)(void *, size_t);
+	unsigned char *p = map(4);
+	struct watch w;
+
+	assert_true(h != NULL);
+	sym = dlsym(h, "mmn_test_module_unmap");
+	assert_true(sym != NULL);
+	memcpy(&unmap, &sym, sizeof(sym));
+	watch_on(&w, p, 4 * (size_t)pg, 0x55);
+	assert_eq(unmap(p, 4 * (size_t)pg), 0);
+	expect_seen_before(&w);
+	dlclose(h);
 }
 
 TEST(mremap_shrink_and_move)
@@ -183,14 +205,16 @@ int main(int argc, char **argv)
 {
 	struct mmn_mm *mm;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: allocator tcmalloc|jemalloc|mimalloc|none\n");
+	if (argc != 3) {
+		fprintf(stderr, "usage: allocator tcmalloc|jemalloc|mimalloc|none MODULE\n");
 		return 2;
 	}
 	allocator = argv[1];
+	module_path = argv[2];
 	pg = sysconf(_SC_PAGESIZE);
 	assert_eq(mmn_process_mm(&mm), 0);
 	RUN(munmap);
+	RUN(later_dlopen_module);
 	RUN(mremap_shrink_and_move);
 	RUN(mmap_fixed);
 	RUN(madvise_dontneed);
