@@ -219,7 +219,11 @@ static int redirect_cb(struct dl_phdr_info *info, size_t size, void *arg)
 
 	(void)size;
 	(void)arg;
-	if ((const void *)info->dlpi_addr == own_base || strstr(info->dlpi_name, "linux-vdso"))
+	/*
+	 * libmmn's own object too: its code makes raw system calls, and when
+	 * it is linked statically that object is the program.
+	 */
+	if (strstr(info->dlpi_name, "linux-vdso"))
 		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
