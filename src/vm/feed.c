@@ -14,7 +14,9 @@
  *   libfabric  the notify op libfabric put into the imported
  *              struct fid_mem_monitor (rdma/fi_ext.h, libfabric >= 1.13).
  * Protection and soft-dirty changes are not passed on: neither peer treats
- * them as an unmap.
+ * them as an unmap. Which ranges the other monitor caches libmmn does not
+ * know, so the backstop then watches all anonymous memory (what exists, and
+ * what hooked calls map later): raw system calls reach the peer too.
  *
  * libmmn does not link UCX or libfabric: libucm's functions are looked up
  * in the process (dlsym), and the monitor object is plain data that the
@@ -41,7 +43,13 @@ static int insert_everywhere(struct mmn_interval_notifier *sub,
 	struct mmn_mm *mm;
 	int err = mmn_process_mm(&mm);
 
-	return err ? err : mmn_interval_notifier_insert(sub, mm, 0, ULONG_MAX, ops);
+	if (err)
+		return err;
+	err = mmn_interval_notifier_insert(sub, mm, 0, ULONG_MAX, ops);
+	/* The other monitor's ranges are unknown: the backstop watches all anonymous memory. */
+	if (!err)
+		vm_backstop_watch_all_anon();
+	return err;
 }
 
 /* ---- UCX ---------------------------------------------------------------- */

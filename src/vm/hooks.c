@@ -206,6 +206,8 @@ void *vm_do_mremap(void *const *next, void *old, size_t old_len, size_t new_len,
 	}
 	vm_call_end(&c_new);
 	vm_call_end(&c_old);
+	if (ret != MAP_FAILED && __atomic_load_n(&vm_backstop_all_anon, __ATOMIC_RELAXED))
+		vm_backstop_register((unsigned long)ret, (unsigned long)ret + new_len);
 	return ret;
 }
 
@@ -343,6 +345,9 @@ int vm_do_brk(void *const *next, void *addr)
 	}
 	ret = raw_syscall(SYS_brk, addr, 0, 0, 0, 0, 0);
 	vm_call_end(&c);
+	if (want > cur && (unsigned long)ret >= want &&
+	    __atomic_load_n(&vm_backstop_all_anon, __ATOMIC_RELAXED))
+		vm_backstop_register(page_up(cur), page_up(want));
 	if (curbrk)
 		*curbrk = (unsigned long)ret;
 	if ((unsigned long)ret < want) {
@@ -509,6 +514,9 @@ void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags,
 		ret = (void *)raw_result(raw_syscall(SYS_mmap, addr, len, prot, flags, fd, off));
 	}
 	vm_call_end(&c);
+	if (ret != MAP_FAILED && (flags & MAP_ANONYMOUS) &&
+	    __atomic_load_n(&vm_backstop_all_anon, __ATOMIC_RELAXED))
+		vm_backstop_register((unsigned long)ret, (unsigned long)ret + len);
 	return ret;
 }
 

@@ -99,6 +99,14 @@ VM_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
 VM_HIDDEN int vm_backstop_start(void);
 VM_HIDDEN bool vm_backstop_running(void);
 VM_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
+/*
+ * Feeding another monitor (feed.c): that monitor's ranges are unknown to
+ * libmmn, so every anonymous mapping is registered with the backstop --
+ * those that exist when this is turned on, and each one mapped, grown or
+ * moved by a hooked call afterwards.
+ */
+VM_HIDDEN void vm_backstop_watch_all_anon(void);
+VM_HIDDEN extern bool vm_backstop_all_anon;	/* atomic */
 VM_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
 VM_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
 VM_HIDDEN void vm_inflight_done(int slot);
