@@ -82,34 +82,41 @@ static unsigned long *curbrk;	/* glibc's __curbrk, which brk() maintains */
  * call, the same first argument) and then the hook makes the system call.
  */
 static void *entry_next[VM_NCALLS];	/* atomic */
+/*
+ * Per thread and call: the next hop being called (which slot: libc's entry
+ * chain, or an interposer's GOT wrapper) and with which first argument. The
+ * two chains may nest (a GOT wrapper calls tcmalloc or a sanitizer's munmap,
+ * which calls libc's patched entry): only the same slot coming back with the
+ * same argument is a cycle.
+ */
 static __thread unsigned long chain_arg[VM_NCALLS] __attribute__((tls_model("initial-exec")));
-static __thread unsigned int chain_busy __attribute__((tls_model("initial-exec")));
+static __thread void *const *chain_slot[VM_NCALLS] __attribute__((tls_model("initial-exec")));
 
 /* The next hop to call for @call, or NULL to make the system call. */
 static void *chain_next(void *const *next, int call, unsigned long arg0)
 {
 	void *fn = next ? __atomic_load_n(next, __ATOMIC_ACQUIRE) : NULL;
 
-	if (fn && (chain_busy & (1u << call)) && chain_arg[call] == arg0)
+	if (fn && chain_slot[call] == next && chain_arg[call] == arg0)
 		return NULL;	/* the foreign hook came back through our entry */
 	return fn;
 }
 
 struct chain_save {
 	unsigned long arg;
-	bool busy;
+	void *const *slot;
 };
 
-static void chain_enter(struct chain_save *save, int call, unsigned long arg0, struct vm_call *c1,
-			struct vm_call *c2)
+static void chain_enter_slot(struct chain_save *save, void *const *next, int call,
+			     unsigned long arg0, struct vm_call *c1, struct vm_call *c2)
 {
 	vm_call_chain_enter(c1);
 	if (c2)
 		vm_call_chain_enter(c2);
 	save->arg = chain_arg[call];
-	save->busy = chain_busy & (1u << call);
+	save->slot = chain_slot[call];
 	chain_arg[call] = arg0;
-	chain_busy |= 1u << call;
+	chain_slot[call] = next;
 }
 
 static void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
@@ -119,9 +126,12 @@ static void chain_leave(const struct chain_save *save, int call, struct vm_call 
 		vm_call_chain_leave(c2);
 	vm_call_chain_leave(c1);
 	chain_arg[call] = save->arg;
-	if (!save->busy)
-		chain_busy &= ~(1u << call);
+	chain_slot[call] = save->slot;
 }
+
+/* Each hook names its chain slot @next. */
+#define chain_enter(save, call, arg0, c1, c2) \
+	chain_enter_slot(save, next, call, arg0, c1, c2)
 
 static unsigned long page_up(unsigned long x)
 {
@@ -441,7 +451,8 @@ typedef int shmdt_fn(const void *);
 
 static int hook_shmdt(const void *addr)
 {
-	shmdt_fn *fn = VM_FN(shmdt_fn, chain_next(&entry_next[MMN_CALL_SHMDT], MMN_CALL_SHMDT,
+	void *const *next = &entry_next[MMN_CALL_SHMDT];
+	shmdt_fn *fn = VM_FN(shmdt_fn, chain_next(next, MMN_CALL_SHMDT,
 					      (unsigned long)addr));
 	struct shm_find f = { .addr = (unsigned long)addr };
 	struct chain_save save;
@@ -466,7 +477,8 @@ typedef void *shmat_fn(int, const void *, int);
 
 static void *hook_shmat(int shmid, const void *addr, int flags)
 {
-	shmat_fn *fn = VM_FN(shmat_fn, chain_next(&entry_next[MMN_CALL_SHMAT], MMN_CALL_SHMAT,
+	void *const *next = &entry_next[MMN_CALL_SHMAT];
+	shmat_fn *fn = VM_FN(shmat_fn, chain_next(next, MMN_CALL_SHMAT,
 					      (unsigned long)shmid));
 	unsigned long a = (unsigned long)addr, s = 0, e = 0;
 	struct chain_save save;
@@ -565,7 +577,8 @@ typedef int mprotect_fn(void *, size_t, int);
 
 static int hook_mprotect(void *addr, size_t len, int prot)
 {
-	mprotect_fn *fn = VM_FN(mprotect_fn, chain_next(&entry_next[MMN_CALL_MPROTECT],
+	void *const *next = &entry_next[MMN_CALL_MPROTECT];
+	mprotect_fn *fn = VM_FN(mprotect_fn, chain_next(next,
 						    MMN_CALL_MPROTECT, (unsigned long)addr));
 	struct chain_save save;
 	unsigned long s, e;
@@ -596,8 +609,8 @@ typedef int pkey_mprotect_fn(void *, size_t, int, int);
 
 static int hook_pkey_mprotect(void *addr, size_t len, int prot, int pkey)
 {
-	pkey_mprotect_fn *fn = VM_FN(pkey_mprotect_fn, chain_next(
-		&entry_next[MMN_CALL_PKEY_MPROTECT], MMN_CALL_PKEY_MPROTECT, (unsigned long)addr));
+	void *const *next = &entry_next[MMN_CALL_PKEY_MPROTECT];
+	pkey_mprotect_fn *fn = VM_FN(pkey_mprotect_fn, chain_next(next, MMN_CALL_PKEY_MPROTECT, (unsigned long)addr));
 	struct chain_save save;
 	unsigned long s, e;
 	struct vm_call c;
@@ -625,8 +638,8 @@ typedef int remap_file_pages_fn(void *, size_t, int, size_t, int);
 
 static int hook_remap_file_pages(void *addr, size_t size, int prot, size_t pgoff, int flags)
 {
-	remap_file_pages_fn *fn = VM_FN(remap_file_pages_fn, chain_next(
-		&entry_next[MMN_CALL_REMAP_FILE_PAGES], MMN_CALL_REMAP_FILE_PAGES,
+	void *const *next = &entry_next[MMN_CALL_REMAP_FILE_PAGES];
+	remap_file_pages_fn *fn = VM_FN(remap_file_pages_fn, chain_next(next, MMN_CALL_REMAP_FILE_PAGES,
 		(unsigned long)addr));
 	struct chain_save save;
 	unsigned long s, e;
@@ -652,8 +665,8 @@ typedef ssize_t process_madvise_fn(int, const struct iovec *, size_t, int, unsig
 static ssize_t hook_process_madvise(int pidfd, const struct iovec *iov, size_t vlen,
 				    int advice, unsigned int flags)
 {
-	process_madvise_fn *fn = VM_FN(process_madvise_fn, chain_next(
-		&entry_next[MMN_CALL_PROCESS_MADVISE], MMN_CALL_PROCESS_MADVISE,
+	void *const *next = &entry_next[MMN_CALL_PROCESS_MADVISE];
+	process_madvise_fn *fn = VM_FN(process_madvise_fn, chain_next(next, MMN_CALL_PROCESS_MADVISE,
 		(unsigned long)iov));
 	int event = madvise_event(advice);
 	unsigned long s = ULONG_MAX, e = 0;
