@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_core: the core's targets from DESIGN.md, measured in one run.
+ * bench_core: the core's targets (bench/README.md), measured in one run.
  *
  *   baseline  an uncontended pthread_mutex_lock + unlock pair
  *   T2        mmn_invalidate_range_start + _end of a range that hits no

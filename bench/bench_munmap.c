@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_munmap: target T4 of DESIGN.md -- munmap() of an unsubscribed 4 KiB
+ * bench_munmap: target T4 (bench/README.md) -- munmap() of an unsubscribed 4 KiB
  * page through the process event sources costs at most 1.10 x the raw system
  * call.
  *

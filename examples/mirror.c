@@ -15,7 +15,7 @@
  * flush; its second pass waits for the flush. Meanwhile the main thread
  * rewrites the buffer, then unmaps half of it and maps new memory in its
  * place, each time between mmn_invalidate_range_start() and _end() (the
- * process event sources will do that part by themselves).
+ * process event sources of include/mmn/process.h do that part by themselves).
  *
  * Run it: ./mirror. It prints what the device saw and the domain's counters,
  * and exits non-zero if the device ever read a stale page.

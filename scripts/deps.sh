@@ -5,6 +5,7 @@
 #   gcc, g++, libc6-dev  C11 library and tests; g++ compiles mmn.h as C++ in a test
 #   binutils             nm, for the test that checks the exported symbols
 #   pkgconf              pkg-config, for the test that builds against the installed library
+#   python3              the build generates the man pages with it (man/kdoc2man.py)
 #   spin                 the model checker that verifies src/core/notifier.pml (test/spin)
 #   python3 xz-utils perl mawk tar
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
@@ -16,10 +17,17 @@
 #   libgoogle-perftools4 libjemalloc2 libmimalloc2.0
 #                        other allocators preloaded under libmmn (test/coexist, test/preload);
 #                        tcmalloc defines munmap/mremap/mmap itself
+#   debhelper lintian devscripts fakeroot
+#                        the Debian packages (debian/), built, checked and installed by
+#                        test/deb/run.sh
+#   mesa-vulkan-drivers  lavapipe, a conformant Vulkan driver on the CPU: the Vulkan userptr
+#                        driver's tests (vulkan/) run on it
+#   libvulkan-dev        the Vulkan loader and headers vulkan/ builds against
+#   glslang-tools        glslangValidator, compiles vulkan/job.comp to SPIR-V at build time
 #   clang                libFuzzer, for the core's differential fuzzer (scripts/fuzz.sh
 #                        installs it, and its compiler-rt, when it runs)
 mmn_install_deps() {
-	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf "$@") missing=() p
+	local want=(cmake ninja-build gcc g++ libc6-dev binutils pkgconf python3 "$@") missing=() p
 	for p in "${want[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 			missing+=("$p")

@@ -2,12 +2,15 @@
 # The whole test suite, as CI runs it: installs what it needs, then builds and
 # runs every CTest test three times: a debug build (MMN_DEBUG=2: lock and tree
 # invariants checked after every change, warnings are errors), an ASan+UBSan
-# build and a TSan build; then fuzzes the core for 60 s (scripts/fuzz.sh).
+# build and a TSan build; then fuzzes the core for 60 s (scripts/fuzz.sh) and
+# builds, installs and removes the Debian packages (test/deb/run.sh).
 # Ends with one line: "total: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
+	debhelper lintian devscripts fakeroot \
+	mesa-vulkan-drivers libvulkan-dev glslang-tools \
 	libfabric-dev libgoogle-perftools4 libjemalloc2 libmimalloc2.0 ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
@@ -60,6 +63,16 @@ else
 	failed=$((failed + 1))
 	status=1
 fi
+
+# The Debian packages: build, lintian, install, use, remove (test/deb/run.sh).
+echo "=== debian packages"
+deb_rc=0
+test/deb/run.sh || deb_rc=$?
+case $deb_rc in
+0) passed=$((passed + 1)) ;;
+77) ;;
+*) failed=$((failed + 1)); status=1 ;;
+esac
 
 echo "total: $passed passed, $failed failed"
 exit $status

@@ -200,7 +200,7 @@ void sim_dev_flush_tlbs(struct mmn_sim_dev *dev, unsigned long start, unsigned l
 /* A TLB invalidation completes: no engine keeps or uses a translation of it. */
 static void tlb_inval_retire(struct mmn_sim_fence *fence)
 {
-	struct mmn_sim_op *op = container_of(fence, struct mmn_sim_op, fence);
+	struct mmn_sim_op *op = mmn_container_of(fence, struct mmn_sim_op, fence);
 
 	sim_dev_flush_tlbs(op->dev, op->start, op->end);
 }
@@ -208,7 +208,7 @@ static void tlb_inval_retire(struct mmn_sim_fence *fence)
 /* A preemption completes: the engines asked have left their access. */
 static void preempt_retire(struct mmn_sim_fence *fence)
 {
-	struct mmn_sim_op *op = container_of(fence, struct mmn_sim_op, fence);
+	struct mmn_sim_op *op = mmn_container_of(fence, struct mmn_sim_op, fence);
 	struct mmn_sim_dev *dev = op->dev;
 
 	for (uint32_t i = 0; i < MMN_SIM_MAX_ENGINES; i++) {

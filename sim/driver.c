@@ -70,6 +70,53 @@ void sim_clamp(const struct mmn_sim_binding *b, const struct mmn_range *range,
 	*end = range->end < b->end ? range->end : b->end;
 }
 
+bool sim_pass1_begin_lock(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			  unsigned long cur_seq, bool repin, struct mmn_sim_binding **bp,
+			  unsigned long *start, unsigned long *end)
+{
+	struct mmn_sim_binding *b = mmn_container_of(sub, struct mmn_sim_binding, notifier);
+
+	*bp = b;
+	if (!mmn_range_blockable(range)) {
+		bstat_inc(b, refused);
+		sim_trace(b, MMN_SIM_EV_REFUSED, range->start, range->end);
+		return false;
+	}
+	sim_clamp(b, range, start, end);
+	pthread_mutex_lock(&b->dev->notifier_lock);
+	sim_trace(b, MMN_SIM_EV_START, range->start, range->end);
+	mmn_interval_set_seq(&b->notifier, cur_seq);
+	sim_trace(b, MMN_SIM_EV_SET_SEQ, *start, *end);
+	bstat_inc(b, invalidations);
+	if (repin) {
+		b->needs_repin = true;
+		sim_trace(b, MMN_SIM_EV_REPIN, *start, *end);
+	}
+	sim_zap_locked(b, *start, *end);
+	return true;
+}
+
+bool sim_pass1_done_unlock(struct mmn_sim_binding *b, unsigned long start, unsigned long end)
+{
+	pthread_mutex_unlock(&b->dev->notifier_lock);
+	sim_trace(b, MMN_SIM_EV_DONE, start, end);
+	return true;
+}
+
+bool sim_invalidate_single(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			   unsigned long cur_seq, bool repin,
+			   void (*sync_locked)(struct mmn_sim_binding *b, unsigned long start,
+					       unsigned long end))
+{
+	struct mmn_sim_binding *b;
+	unsigned long start, end;
+
+	if (!sim_pass1_begin_lock(sub, range, cur_seq, repin, &b, &start, &end))
+		return false;
+	sync_locked(b, start, end);
+	return sim_pass1_done_unlock(b, start, end);
+}
+
 /* Clear the device PTEs of [start, end); engines that walk now will fault. */
 void sim_zap_locked(struct mmn_sim_binding *b, unsigned long start, unsigned long end)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Private to sim/: the structures behind the opaque handles of <mmn/sim.h>
+ * Private to sim/: the structures behind the opaque handles of "sim.h"
  * and the helpers the files share. Never installed.
  *
  * Lock order (outer first); none of them is held across a wait for another:
@@ -23,14 +23,11 @@
 #include <pthread.h>
 #include <stddef.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #define SIM_PAGE_SHIFT 12
 #define SIM_PAGE_SIZE (1ul << SIM_PAGE_SHIFT)
 #define SIM_PAGE_MASK (~(SIM_PAGE_SIZE - 1))
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define sim_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define sim_load_relaxed(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -183,6 +180,23 @@ bool sim_submit_preempt_locked(struct mmn_sim_binding *b, struct mmn_sim_op *op)
 void sim_wait_op(struct mmn_sim_binding *b, struct mmn_sim_op *op);
 void sim_clamp(const struct mmn_sim_binding *b, const struct mmn_range *range,
 	       unsigned long *start, unsigned long *end);
+
+/*
+ * The first pass both drivers begin with: a non-blockable range is refused
+ * (false, nothing done, no lock); else the range is clamped to the binding
+ * into *start, *end, the device's notifier lock taken (and left held), the
+ * sequence set, the binding marked for repin if @repin, and its PTEs zapped.
+ */
+bool sim_pass1_begin_lock(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			  unsigned long cur_seq, bool repin, struct mmn_sim_binding **bp,
+			  unsigned long *start, unsigned long *end);
+/* Unlock what sim_pass1_begin_lock() locked, trace DONE; returns true. */
+bool sim_pass1_done_unlock(struct mmn_sim_binding *b, unsigned long start, unsigned long end);
+/* The single-pass variant of a driver: the first pass, then @sync_locked. */
+bool sim_invalidate_single(struct mmn_interval_notifier *sub, const struct mmn_range *range,
+			   unsigned long cur_seq, bool repin,
+			   void (*sync_locked)(struct mmn_sim_binding *b, unsigned long start,
+					       unsigned long end));
 
 /* userptr.c and svm.c */
 extern const struct mmn_interval_notifier_ops sim_userptr_ops;

@@ -17,7 +17,7 @@
  * container's range, put the container back.
  *
  * Every invocation has its own container, so overlapping invalidations on
- * several threads need no "in use" flag (DESIGN.md D9).
+ * several threads need no "in use" flag (docs/kernel-map.md D9).
  */
 #include "sim_internal.h"
 
@@ -32,25 +32,6 @@ struct svm_finish {
 size_t sim_svm_finish_size(void)
 {
 	return sizeof(struct svm_finish);
-}
-
-static bool svm_refuse(struct mmn_sim_binding *b, const struct mmn_range *range)
-{
-	bstat_inc(b, refused);
-	sim_trace(b, MMN_SIM_EV_REFUSED, range->start, range->end);
-	return false;
-}
-
-static void svm_pass1_common_locked(struct mmn_sim_binding *b,
-				    const struct mmn_range *range,
-				    unsigned long cur_seq, unsigned long start,
-				    unsigned long end)
-{
-	sim_trace(b, MMN_SIM_EV_START, range->start, range->end);
-	mmn_interval_set_seq(&b->notifier, cur_seq);
-	sim_trace(b, MMN_SIM_EV_SET_SEQ, start, end);
-	bstat_inc(b, invalidations);
-	sim_zap_locked(b, start, end);
 }
 
 static void svm_inval_sync_locked(struct mmn_sim_binding *b, unsigned long start,
@@ -68,31 +49,22 @@ static bool svm_invalidate_start(struct mmn_interval_notifier *sub,
 				 const struct mmn_range *range, unsigned long cur_seq,
 				 struct mmn_finish **finish)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
-	struct mmn_sim_dev *dev = b->dev;
+	struct mmn_sim_binding *b;
 	struct svm_finish *f;
 	unsigned long start, end;
 
-	if (!mmn_range_blockable(range))
-		return svm_refuse(b, range);
-	sim_clamp(b, range, &start, &end);
-
-	pthread_mutex_lock(&dev->notifier_lock);
-	svm_pass1_common_locked(b, range, cur_seq, start, end);
+	if (!sim_pass1_begin_lock(sub, range, cur_seq, false, &b, &start, &end))
+		return false;
 	if (!b->initial_bind) {
 		sim_unmap_locked(b, start, end);
-		pthread_mutex_unlock(&dev->notifier_lock);
-		sim_trace(b, MMN_SIM_EV_DONE, start, end);
-		return true;
+		return sim_pass1_done_unlock(b, start, end);
 	}
 	f = mmn_sim_pool_get(&b->drv->pool);
 	if (!f) {
 		bstat_inc(b, pool_fallbacks);
 		sim_trace(b, MMN_SIM_EV_POOL_EMPTY, start, end);
 		svm_inval_sync_locked(b, start, end);
-		pthread_mutex_unlock(&dev->notifier_lock);
-		sim_trace(b, MMN_SIM_EV_DONE, start, end);
-		return true;
+		return sim_pass1_done_unlock(b, start, end);
 	}
 	sim_trace(b, MMN_SIM_EV_POOL_GET, start, end);
 	f->b = b;
@@ -101,7 +73,7 @@ static bool svm_invalidate_start(struct mmn_interval_notifier *sub,
 	if (!sim_submit_tlb_locked(b, &f->tlb, start, end))
 		mmn_sim_fence_init(&f->tlb.fence);	/* injected bug only */
 	bstat_inc(b, deferred);
-	pthread_mutex_unlock(&dev->notifier_lock);
+	pthread_mutex_unlock(&b->dev->notifier_lock);
 	sim_trace(b, MMN_SIM_EV_DEFER, start, end);
 	*finish = &f->finish;
 	return true;
@@ -109,7 +81,7 @@ static bool svm_invalidate_start(struct mmn_interval_notifier *sub,
 
 static void svm_invalidate_finish(struct mmn_finish *finish)
 {
-	struct svm_finish *f = container_of(finish, struct svm_finish, finish);
+	struct svm_finish *f = mmn_container_of(finish, struct svm_finish, finish);
 	struct mmn_sim_binding *b = f->b;
 
 	bstat_inc(b, finishes);
@@ -125,20 +97,7 @@ static void svm_invalidate_finish(struct mmn_finish *finish)
 static bool svm_invalidate(struct mmn_interval_notifier *sub,
 			   const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
-	struct mmn_sim_dev *dev = b->dev;
-	unsigned long start, end;
-
-	if (!mmn_range_blockable(range))
-		return svm_refuse(b, range);
-	sim_clamp(b, range, &start, &end);
-
-	pthread_mutex_lock(&dev->notifier_lock);
-	svm_pass1_common_locked(b, range, cur_seq, start, end);
-	svm_inval_sync_locked(b, start, end);
-	pthread_mutex_unlock(&dev->notifier_lock);
-	sim_trace(b, MMN_SIM_EV_DONE, start, end);
-	return true;
+	return sim_invalidate_single(sub, range, cur_seq, false, svm_inval_sync_locked);
 }
 
 const struct mmn_interval_notifier_ops sim_svm_ops = {

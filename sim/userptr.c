@@ -44,65 +44,34 @@ static void userptr_inval_sync_locked(struct mmn_sim_binding *b, unsigned long s
 	sim_unmap_locked(b, start, end);
 }
 
-/* set_seq, repin mark and zap: the part every blockable first pass does. */
-static void userptr_pass1_common_locked(struct mmn_sim_binding *b,
-					const struct mmn_range *range,
-					unsigned long cur_seq, unsigned long start,
-					unsigned long end)
-{
-	sim_trace(b, MMN_SIM_EV_START, range->start, range->end);
-	mmn_interval_set_seq(&b->notifier, cur_seq);
-	sim_trace(b, MMN_SIM_EV_SET_SEQ, start, end);
-	bstat_inc(b, invalidations);
-	b->needs_repin = true;
-	sim_trace(b, MMN_SIM_EV_REPIN, start, end);
-	sim_zap_locked(b, start, end);
-}
-
-static bool userptr_refuse(struct mmn_sim_binding *b, const struct mmn_range *range)
-{
-	bstat_inc(b, refused);
-	sim_trace(b, MMN_SIM_EV_REFUSED, range->start, range->end);
-	return false;
-}
-
 static bool userptr_invalidate_start(struct mmn_interval_notifier *sub,
 				     const struct mmn_range *range,
 				     unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
-	struct mmn_sim_dev *dev = b->dev;
+	struct mmn_sim_binding *b;
 	unsigned long start, end;
 
-	if (!mmn_range_blockable(range))
-		return userptr_refuse(b, range);
-	sim_clamp(b, range, &start, &end);
-
-	pthread_mutex_lock(&dev->notifier_lock);
-	userptr_pass1_common_locked(b, range, cur_seq, start, end);
+	if (!sim_pass1_begin_lock(sub, range, cur_seq, true, &b, &start, &end))
+		return false;
 	if (b->finish_inuse) {
 		/* Another invocation owns the embedded finish: do it all now. */
 		bstat_inc(b, sync_fallbacks);
 		sim_trace(b, MMN_SIM_EV_SYNC_FALLBACK, start, end);
 		userptr_inval_sync_locked(b, start, end);
-		pthread_mutex_unlock(&dev->notifier_lock);
-		sim_trace(b, MMN_SIM_EV_DONE, start, end);
-		return true;
+		return sim_pass1_done_unlock(b, start, end);
 	}
 	b->preempt_pending = sim_submit_preempt_locked(b, &b->preempt_op);
 	b->tlb_pending = sim_submit_tlb_locked(b, &b->tlb_op, start, end);
 	if (!b->preempt_pending && !b->tlb_pending) {
 		/* Nothing in flight (xe: all fences already signalled). */
 		sim_unmap_locked(b, start, end);
-		pthread_mutex_unlock(&dev->notifier_lock);
-		sim_trace(b, MMN_SIM_EV_DONE, start, end);
-		return true;
+		return sim_pass1_done_unlock(b, start, end);
 	}
 	b->finish_inuse = true;
 	b->inval_start = start;
 	b->inval_end = end;
 	bstat_inc(b, deferred);
-	pthread_mutex_unlock(&dev->notifier_lock);
+	pthread_mutex_unlock(&b->dev->notifier_lock);
 	sim_trace(b, MMN_SIM_EV_DEFER, start, end);
 	*finish = &b->finish;
 	return true;
@@ -110,7 +79,7 @@ static bool userptr_invalidate_start(struct mmn_interval_notifier *sub,
 
 static void userptr_invalidate_finish(struct mmn_finish *finish)
 {
-	struct mmn_sim_binding *b = container_of(finish, struct mmn_sim_binding, finish);
+	struct mmn_sim_binding *b = mmn_container_of(finish, struct mmn_sim_binding, finish);
 	struct mmn_sim_dev *dev = b->dev;
 
 	/* xe holds the notifier lock for writing across these waits. */
@@ -131,20 +100,7 @@ static void userptr_invalidate_finish(struct mmn_finish *finish)
 static bool userptr_invalidate(struct mmn_interval_notifier *sub,
 			       const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct mmn_sim_binding *b = container_of(sub, struct mmn_sim_binding, notifier);
-	struct mmn_sim_dev *dev = b->dev;
-	unsigned long start, end;
-
-	if (!mmn_range_blockable(range))
-		return userptr_refuse(b, range);
-	sim_clamp(b, range, &start, &end);
-
-	pthread_mutex_lock(&dev->notifier_lock);
-	userptr_pass1_common_locked(b, range, cur_seq, start, end);
-	userptr_inval_sync_locked(b, start, end);
-	pthread_mutex_unlock(&dev->notifier_lock);
-	sim_trace(b, MMN_SIM_EV_DONE, start, end);
-	return true;
+	return sim_invalidate_single(sub, range, cur_seq, true, userptr_inval_sync_locked);
 }
 
 const struct mmn_interval_notifier_ops sim_userptr_ops = {

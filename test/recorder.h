@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Recording test notifiers for the core's unit tests (spec section 10).
+ * Recording test notifiers for the core's unit tests (docs/TESTING.md).
  *
  *   struct tsub      a notifier whose behaviour is set by its fields: single-
  *                    or two-pass, what it returns on blockable and

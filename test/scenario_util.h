@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the scenario tests (spec section 10): a log-hook capture,
+ * Helpers shared by the scenario tests (docs/TESTING.md): a log-hook capture,
  * an event recorder that renders a run as a short string ("S1 S2 F1 F2"), a
  * gate that a callback can block on until the test opens it, and a few
  * thread and stats shortcuts. Header-only, like harness.h.
@@ -14,9 +14,6 @@
 
 #include "harness.h"
 #include "internal.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 /* Bounded waits: long enough never to fail on a loaded machine. */
 #define WAIT_MS 10000

@@ -54,12 +54,13 @@
 #include <mmn.h>
 #include <mmn/process.h>
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #include <ucm/api/ucm.h>
 #include <ucs/memory/rcache.h>
 
 #ifdef MMN_BENCH_HAVE_SIM
-#include <mmn/sim.h>
+#include "sim.h"
 #endif
 
 #ifndef MMN_BENCH_BUILD_TYPE

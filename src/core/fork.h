@@ -13,14 +13,14 @@
 
 #include <stdbool.h>
 
-#define MMN_FORK_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Take domains_lock and every domain's lock. */
-MMN_FORK_HIDDEN void mmn_fork_lock_all(void);
+MMN_HIDDEN void mmn_fork_lock_all(void);
 /* Undo it: in the parent unlock; in the child re-initialise and quiesce. */
-MMN_FORK_HIDDEN void mmn_fork_unlock_all(bool child);
+MMN_HIDDEN void mmn_fork_unlock_all(bool child);
 /* From now on the caller locks inside fork(): the atfork handlers stand aside. */
-MMN_FORK_HIDDEN void mmn_fork_locked_in_libc(void);
+MMN_HIDDEN void mmn_fork_locked_in_libc(void);
 
 /*
  * Does this thread hold (or is it taking or dropping) a domain lock? A hook
@@ -28,6 +28,6 @@ MMN_FORK_HIDDEN void mmn_fork_locked_in_libc(void);
  * a domain lock: it would wait for itself (docs/process-events.md, "Signal
  * handlers").
  */
-MMN_FORK_HIDDEN bool mmn_lock_held_by_thread(void);
+MMN_HIDDEN bool mmn_lock_held_by_thread(void);
 
 #endif /* MMN_CORE_FORK_H */

@@ -13,7 +13,7 @@
 
 #include "mmn.h"
 
-#define MMN_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* MMN_DEBUG >= 1: cheap assertions; >= 2: full tree check after each change. */
 #ifndef MMN_DEBUG
@@ -37,7 +37,7 @@ MMN_HIDDEN void mm_count_warning(struct mmn_mm *mm);
 
 /* Tests only ---------------------------------------------------------------*/
 
-/* Preset an idle domain's sequence (spec S-10 wrap tests). 0 or -EBUSY. */
+/* Preset an idle domain's sequence (the wrap tests, unit/seq_wrap). 0 or -EBUSY. */
 MMN_HIDDEN int mmn_mm_test_set_seq(struct mmn_mm *mm, unsigned long seq);
 /* Is @sub in the domain's tree now (not merely pending)? */
 MMN_HIDDEN bool mmn_interval_notifier_test_in_tree(struct mmn_interval_notifier *sub);

@@ -91,9 +91,6 @@
 #include "internal.h"
 #include "itree.h"
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
-
 /* struct mmn_interval_notifier.state */
 enum sub_state {
 	SUB_NONE = 0,		/* zeroed, never inserted, failed insert, removed */
@@ -728,7 +725,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 	cb_top = &frame;
 	for (; node; node = itree_next(node, start, last)) {
 		struct mmn_interval_notifier *sub =
-			container_of(node, struct mmn_interval_notifier, node);
+			mmn_container_of(node, struct mmn_interval_notifier, node);
 		const struct mmn_interval_notifier_ops *ops = sub->ops;
 		bool ok;
 

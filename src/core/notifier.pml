@@ -47,7 +47,7 @@
  * - Sequences wrap: all sequence arithmetic is modulo SEQMOD (default 16)
  *   and the domain starts at SEQMOD-2 or at 0 (chosen by init), so the
  *   first period wraps (14 -> 15 -> 0), and an idle insert at 0 stores
- *   SEQMOD-1 (spec S-10). The protocol needs fewer than SEQMOD/2 periods
+ *   SEQMOD-1 (unit/seq_wrap presets it). The protocol needs fewer than SEQMOD/2 periods
  *   between a reader's read_begin and read_retry (2^63 in C): check "wrap8"
  *   (SEQMOD=8, 4 periods) makes spin find that ABA.
  * - A section under mm->lock is one atomic step, except where a lock-free

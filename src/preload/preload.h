@@ -11,7 +11,7 @@
 #include <mmn.h>
 #include <mmn/process.h>
 
-#define PRELOAD_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Calls made through the import table (PLT) of some other module. */
 enum preload_plt {
@@ -21,11 +21,11 @@ enum preload_plt {
 	PLT_COUNT
 };
 
-PRELOAD_HIDDEN uint64_t preload_plt_calls(enum preload_plt call);
+MMN_HIDDEN uint64_t preload_plt_calls(enum preload_plt call);
 
 /* selfcheck.c */
-PRELOAD_HIDDEN int selfcheck_start(struct mmn_mm *mm);
-PRELOAD_HIDDEN void selfcheck_exit(void);
+MMN_HIDDEN int selfcheck_start(struct mmn_mm *mm);
+MMN_HIDDEN void selfcheck_exit(void);
 
 /* fmt.c: allocation-free formatting into a caller's buffer, flushed by write(2). */
 struct fmt {
@@ -34,12 +34,12 @@ struct fmt {
 	char buf[4096];
 };
 
-PRELOAD_HIDDEN void fmt_str(struct fmt *f, const char *s);
-PRELOAD_HIDDEN void fmt_strn(struct fmt *f, const char *s, unsigned int n);
-PRELOAD_HIDDEN void fmt_dec(struct fmt *f, uint64_t v);
-PRELOAD_HIDDEN void fmt_hex(struct fmt *f, uint64_t v);
-PRELOAD_HIDDEN void fmt_kv(struct fmt *f, const char *key, uint64_t v);
-PRELOAD_HIDDEN void fmt_flush(struct fmt *f);
+MMN_HIDDEN void fmt_str(struct fmt *f, const char *s);
+MMN_HIDDEN void fmt_strn(struct fmt *f, const char *s, unsigned int n);
+MMN_HIDDEN void fmt_dec(struct fmt *f, uint64_t v);
+MMN_HIDDEN void fmt_hex(struct fmt *f, uint64_t v);
+MMN_HIDDEN void fmt_kv(struct fmt *f, const char *key, uint64_t v);
+MMN_HIDDEN void fmt_flush(struct fmt *f);
 
 /**
  * mmn_selfcheck_sync() - run one complete self-check pass and wait for it

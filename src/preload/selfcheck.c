@@ -63,8 +63,6 @@
 #define SC_EXIT_WAIT_S 20	/* the exit pass gives up after this */
 #define SC_TRACE 262144		/* MMN_SELFCHECK_TRACE=1: records kept */
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 /* What a mapping is: the same perms, file and file offset for each address. */
 struct sc_ident {
 	unsigned long inode;
@@ -209,7 +207,7 @@ static void sc_kick(void)
 static bool sc_sub_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			      unsigned long cur_seq)
 {
-	struct sc_sub *s = container_of(sub, struct sc_sub, notifier);
+	struct sc_sub *s = mmn_container_of(sub, struct sc_sub, notifier);
 
 	(void)range;
 	mmn_interval_set_seq(sub, cur_seq);

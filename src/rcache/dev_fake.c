@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 struct mmn_rcache_fake {
 	struct mmn_rcache_fake_config cfg;

@@ -14,37 +14,37 @@
 #include <mmn.h>
 #include <mmn/process.h>
 
-#define VM_HIDDEN __attribute__((visibility("hidden")))
+#include "hidden.h"
 
 /* Hooked calls nested in callbacks deeper than this are not followed. */
 #define VM_MAX_NEST 8
 
-VM_HIDDEN extern unsigned long vm_page_size;
+MMN_HIDDEN extern unsigned long vm_page_size;
 
 /* patch.c: make libc's function at @target jump to @hook (same signature). */
 typedef void vm_hook_fn(void);
 /* Code and data pointers, converted without ISO C's objection (a union). */
 #define VM_FN(type, ptr) (((union { void *p; type *f; }){ .p = (ptr) }).f)
 #define VM_ADDR(fn) (((union { vm_hook_fn *f; void *p; }){ .f = (vm_hook_fn *)(fn) }).p)
-VM_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
+MMN_HIDDEN int vm_patch_entry(void *target, vm_hook_fn *hook);
 /* The same, keeping the function callable: its known first @len bytes move
  * to a trampoline returned in *@original. */
-VM_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+MMN_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 			      size_t len, void **original);
-VM_HIDDEN void *vm_libc_symbol(const char *name);
+MMN_HIDDEN void *vm_libc_symbol(const char *name);
 /*
  * Make @target jump to @hook whatever is there: a foreign jump's destination
  * is stored in *@next (NULL if there was none) before the entry is
  * rewritten, and the hook calls it. Nothing is written if the entry already
  * jumps to @hook; *@changed says whether the entry was (re)written.
  */
-VM_HIDDEN int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed);
-VM_HIDDEN bool vm_patch_is_ours(const void *target, vm_hook_fn *hook);
+MMN_HIDDEN int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed);
+MMN_HIDDEN bool vm_patch_is_ours(const void *target, vm_hook_fn *hook);
 /* Does @target start with a jump libmmn can chain through? */
-VM_HIDDEN bool vm_patch_is_jump(const void *target);
+MMN_HIDDEN bool vm_patch_is_jump(const void *target);
 
 /* hooks.c: patches every hook; fills @method and @error per call. */
-VM_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
+MMN_HIDDEN void vm_install_hooks(enum mmn_hook_method *method, int *error);
 /* Besides the MMN_CALL_* entries: sbrk, taken over only where it was patched. */
 #define VM_CALL_SBRK MMN_CALL_COUNT
 #define VM_NCALLS (MMN_CALL_COUNT + 1)
@@ -55,26 +55,26 @@ struct vm_foreign {
 	char object[48];	/* file name of the object the foreign code is in */
 };
 /* Re-chain entries in [start, end) that somebody patched over (or all). */
-VM_HIDDEN void vm_hooks_recheck_range(unsigned long start, unsigned long end);
-VM_HIDDEN void vm_hooks_recheck(void);
-VM_HIDDEN unsigned int vm_hooks_foreign(struct vm_foreign *out, unsigned int max,
+MMN_HIDDEN void vm_hooks_recheck_range(unsigned long start, unsigned long end);
+MMN_HIDDEN void vm_hooks_recheck(void);
+MMN_HIDDEN unsigned int vm_hooks_foreign(struct vm_foreign *out, unsigned int max,
 					uint64_t *rechains);
 /* interpose.c: route calls of interposed definitions (tcmalloc's munmap) through libmmn. */
-VM_HIDDEN void vm_interpose_install(void);
+MMN_HIDDEN void vm_interpose_install(void);
 /* Detour libc's dlopen: re-walk and re-check after each load; 0 or -errno. */
-VM_HIDDEN int vm_install_dlopen_hook(void);
-VM_HIDDEN unsigned int vm_interpose_foreign(struct vm_foreign *out, unsigned int max);
+MMN_HIDDEN int vm_install_dlopen_hook(void);
+MMN_HIDDEN unsigned int vm_interpose_foreign(struct vm_foreign *out, unsigned int max);
 /* The hook bodies, calling @next (or making the system call if *@next is NULL). */
-VM_HIDDEN int vm_do_munmap(void *const *next, void *addr, size_t len);
-VM_HIDDEN void *vm_do_mremap(void *const *next, void *old, size_t old_len, size_t new_len,
+MMN_HIDDEN int vm_do_munmap(void *const *next, void *addr, size_t len);
+MMN_HIDDEN void *vm_do_mremap(void *const *next, void *old, size_t old_len, size_t new_len,
 			     int flags, void *new_addr);
-VM_HIDDEN int vm_do_madvise(void *const *next, void *addr, size_t len, int advice);
-VM_HIDDEN int vm_do_brk(void *const *next, void *addr);
-VM_HIDDEN void *vm_do_sbrk(void *const *next, intptr_t inc);
-VM_HIDDEN void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags,
+MMN_HIDDEN int vm_do_madvise(void *const *next, void *addr, size_t len, int advice);
+MMN_HIDDEN int vm_do_brk(void *const *next, void *addr);
+MMN_HIDDEN void *vm_do_sbrk(void *const *next, intptr_t inc);
+MMN_HIDDEN void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags,
 			   int fd, off_t off);
 /* fork.c: take the domain locks inside fork(); 0 or -errno (then atfork it is). */
-VM_HIDDEN int vm_install_fork_hook(void);
+MMN_HIDDEN int vm_install_fork_hook(void);
 
 /* process.c: one hooked call's invalidation, opened before the system call. */
 struct vm_call {
@@ -88,29 +88,29 @@ struct vm_call {
  * Around a call of the foreign hook libmmn chains to: hooked calls it makes
  * inside the range (its own "original" munmap, say) report nothing again.
  */
-VM_HIDDEN void vm_call_chain_enter(struct vm_call *c);
-VM_HIDDEN void vm_call_chain_leave(struct vm_call *c);
-VM_HIDDEN void vm_call_begin(struct vm_call *c, enum mmn_process_call call,
+MMN_HIDDEN void vm_call_chain_enter(struct vm_call *c);
+MMN_HIDDEN void vm_call_chain_leave(struct vm_call *c);
+MMN_HIDDEN void vm_call_begin(struct vm_call *c, enum mmn_process_call call,
 			     enum mmn_event event, unsigned long start, unsigned long end);
-VM_HIDDEN void vm_call_end(struct vm_call *c);
-VM_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
+MMN_HIDDEN void vm_call_end(struct vm_call *c);
+MMN_HIDDEN struct mmn_mm *vm_process_mm_or_null(void);
 
 /* backstop.c: the userfaultfd monitor. */
-VM_HIDDEN int vm_backstop_start(void);
-VM_HIDDEN bool vm_backstop_running(void);
-VM_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
+MMN_HIDDEN int vm_backstop_start(void);
+MMN_HIDDEN bool vm_backstop_running(void);
+MMN_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
 /*
  * Feeding another monitor (feed.c): that monitor's ranges are unknown to
  * libmmn, so every anonymous mapping is registered with the backstop --
  * those that exist when this is turned on, and each one mapped, grown or
  * moved by a hooked call afterwards.
  */
-VM_HIDDEN void vm_backstop_watch_all_anon(void);
-VM_HIDDEN extern bool vm_backstop_all_anon;	/* atomic */
-VM_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
-VM_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
-VM_HIDDEN void vm_inflight_done(int slot);
-VM_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
+MMN_HIDDEN void vm_backstop_watch_all_anon(void);
+MMN_HIDDEN extern bool vm_backstop_all_anon;	/* atomic */
+MMN_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
+MMN_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
+MMN_HIDDEN void vm_inflight_done(int slot);
+MMN_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
 
 /* maps.c: /proc/self/maps, read with raw system calls into a stack buffer. */
 struct vm_map {
@@ -119,6 +119,6 @@ struct vm_map {
 	const char *path;	/* valid during the callback only; "" if none */
 };
 /* Calls @fn for each mapping until it returns non-zero; returns that, or -errno. */
-VM_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
+MMN_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
 
 #endif /* MMN_VM_H */

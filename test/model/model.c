@@ -26,8 +26,6 @@
 #define WOULD_WAIT 1	/* model_remove(): the call would sleep */
 #define RECENT 8	/* operations shown with a failure */
 
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 struct model model;
@@ -720,7 +718,7 @@ static void cb_action(struct plan *p)
 static bool cb_invalidate(struct mmn_interval_notifier *sub,
 			  const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct model_sub *s = container_of(sub, struct model_sub, sub);
+	struct model_sub *s = mmn_container_of(sub, struct model_sub, sub);
 	struct plan *p = cb_enter(false, s, range, cur_seq);
 
 	MCHECK(!s->two_pass, "invalidate called on a two-pass sub %d", s->id);
@@ -733,7 +731,7 @@ static bool cb_invalidate(struct mmn_interval_notifier *sub,
 static bool cb_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		     unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct model_sub *s = container_of(sub, struct model_sub, sub);
+	struct model_sub *s = mmn_container_of(sub, struct model_sub, sub);
 	struct plan *p = cb_enter(false, s, range, cur_seq);
 
 	MCHECK(s->two_pass, "invalidate_start called on a single-pass sub %d", s->id);
@@ -760,7 +758,7 @@ static bool cb_start(struct mmn_interval_notifier *sub, const struct mmn_range *
 
 static void cb_finish(struct mmn_finish *finish)
 {
-	struct fin *f = container_of(finish, struct fin, f);
+	struct fin *f = mmn_container_of(finish, struct fin, f);
 	struct model_sub *s;
 	struct plan *p;
 
@@ -768,7 +766,7 @@ static void cb_finish(struct mmn_finish *finish)
 	MCHECK(f->magic == FIN_MAGIC, "finish: not a live container");
 	MCHECK(f->sub >= 0 && f->sub < cfg.nr_subs && finish->notifier == &model_subs[f->sub].sub,
 	       "finish->notifier not set to the sub (sub %d)", f->sub);
-	s = container_of(finish->notifier, struct model_sub, sub);
+	s = mmn_container_of(finish->notifier, struct model_sub, sub);
 	p = cb_enter(true, s, NULL, 0);
 	MCHECK(f->creator == p->creator, "finish of first pass %d, expected %d",
 	       f->creator, p->creator);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Collision-retry stress (spec scenario 18): device faults racing with
+ * Collision-retry stress: device faults racing with
  * invalidations and with notifiers coming and going.
  *
  * The "CPU page table" is an array of per-page version counters. Invalidator
@@ -41,9 +41,6 @@
 #define PBASE 0x7f0000000000ul
 #define MAX_ROLE 8
 #define POOL 24			/* notifiers per inserter thread */
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr) - offsetof(type, member)))
 
 static struct mmn_mm *mm;
 static unsigned long cpu_ver[NPAGES];	/* atomic; starts at 1 */
@@ -155,7 +152,7 @@ static bool mirror_lock(struct mirror *m, const struct mmn_range *range)
 static bool mirror_invalidate(struct mmn_interval_notifier *sub,
 			      const struct mmn_range *range, unsigned long cur_seq)
 {
-	struct mirror *m = container_of(sub, struct mirror, sub);
+	struct mirror *m = mmn_container_of(sub, struct mirror, sub);
 	int first, last;
 
 	ADD(mirror_calls, 1);
@@ -172,7 +169,7 @@ static bool mirror_invalidate(struct mmn_interval_notifier *sub,
 static bool mirror_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			 unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct mirror *m = container_of(sub, struct mirror, sub);
+	struct mirror *m = mmn_container_of(sub, struct mirror, sub);
 	struct mirror_finish *mf;
 	int first, last;
 	bool hit;
@@ -200,7 +197,7 @@ static bool mirror_start(struct mmn_interval_notifier *sub, const struct mmn_ran
 /* Second pass: nothing may have been installed since the zap. */
 static void mirror_finish(struct mmn_finish *finish)
 {
-	struct mirror_finish *mf = container_of(finish, struct mirror_finish, f);
+	struct mirror_finish *mf = mmn_container_of(finish, struct mirror_finish, f);
 	struct mirror *m = mf->m;
 
 	SCHECK(mf->magic == MF_MAGIC, "finish: not a live container");
@@ -428,7 +425,7 @@ static bool other_start(struct mmn_interval_notifier *sub, const struct mmn_rang
 
 static void other_finish(struct mmn_finish *finish)
 {
-	struct other_finish *of = container_of(finish, struct other_finish, f);
+	struct other_finish *of = mmn_container_of(finish, struct other_finish, f);
 
 	SCHECK(of->magic == OF_MAGIC, "finish: not a live container");
 	ADD(other_finishes, 1);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The race the peers get wrong (research/peers.md (b) pitfall 1): a thread
- * registers memory -- mmn_process_insert(), read_begin, "pin" (copy the
+ * The race the peers get wrong ("register during unmap", docs/process-events.md):
+ * a thread registers memory -- mmn_process_insert(), read_begin, "pin" (copy the
  * page's generation stamp, as a device would take its physical page), lock,
  * read_retry, commit -- while another thread replaces the same pages with
  * munmap + mmap(MAP_FIXED) or with mmap(MAP_FIXED) alone. With pre-call

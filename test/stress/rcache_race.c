@@ -30,6 +30,7 @@
 #include <mmn.h>
 #include <mmn/process.h>
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #define WINDOW_PAGES 16
 #define GETTERS 2

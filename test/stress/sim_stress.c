@@ -25,7 +25,7 @@
 #include <setjmp.h>
 #include <sys/mman.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 
@@ -256,7 +256,7 @@ static void *protector(void *arg)
 		p->ops++;
 		/*
 		 * Overlapping invalidations without a gap would keep the period
-		 * open forever and starve every fault (spec S-9).
+		 * open forever and starve every fault.
 		 */
 		pause_us(w->cfg->want_sync_fallback ? 100 : 60);
 	}

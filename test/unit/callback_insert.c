@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Insert from inside a callback, spec section 10 scenario 37 (DESIGN.md D4 and
+ * Insert from inside a callback, docs/TESTING.md scenario 37 (docs/kernel-map.md D4 and
  * "D6 scope"): the insert returns 0 at once and is deferred (not in the tree,
  * counted in stats.deferred), walks of the same period do not call it, it is
  * applied (in call order) when the last region of the period ends, and a
@@ -56,7 +56,7 @@ static void do_nested(struct cb_sub *c)
 static bool cb_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		     unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct cb_sub *c = container_of(sub, struct cb_sub, sub);
+	struct cb_sub *c = mmn_container_of(sub, struct cb_sub, sub);
 
 	c->calls++;
 	if (c->fail_nonblock && !mmn_range_blockable(range)) {
@@ -75,7 +75,7 @@ static bool cb_start(struct mmn_interval_notifier *sub, const struct mmn_range *
 
 static void cb_finish(struct mmn_finish *finish)
 {
-	struct cb_sub *c = container_of(finish, struct cb_sub, finish);
+	struct cb_sub *c = mmn_container_of(finish, struct cb_sub, finish);
 
 	ev_add('F', c->id, NULL, 0, finish);
 	if (c->insert_in_finish)
@@ -85,7 +85,7 @@ static void cb_finish(struct mmn_finish *finish)
 static bool cb_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			  unsigned long cur_seq)
 {
-	struct cb_sub *c = container_of(sub, struct cb_sub, sub);
+	struct cb_sub *c = mmn_container_of(sub, struct cb_sub, sub);
 
 	c->calls++;
 	if (c->fail_nonblock && !mmn_range_blockable(range)) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Collision-retry model check, small and bounded (spec section 10, scenario
+ * Collision-retry model check, small and bounded (docs/TESTING.md scenario
  * 18). A larger stress test lives in test/stress/; this one runs ~2 s.
  *
  * A simulated address space of NPAGES pages, each with a CPU-side version

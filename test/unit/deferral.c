@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Inserts and removals during invalidation (spec section 10, scenarios 11-15):
+ * Inserts and removals during invalidation (docs/TESTING.md scenarios 11-15):
  * partial exclusion (open regions that hit nothing) versus full exclusion (an
  * odd period), deferred inserts and removals, and who waits for what.
  */
@@ -44,7 +44,7 @@ TEST(s11_partial_exclusion_insert)
 	expect_true(wait_until(stats_of(mm).read_begin_waits == 1, WAIT_MS));
 	expect_false(bg_done(&r));
 
-	/* S-13: a region that starts now joins the period and calls X. */
+	/* A region that starts now joins the period and calls X. */
 	mmn_range_init(&b, MMN_EVENT_UNMAP, 0, mm, 0x1800, 0x1900);
 	expect_eq(mmn_invalidate_range_start(&b), 0);
 	expect_eq(rec.n, 1);

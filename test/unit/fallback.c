@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Per-invocation finish state and the single-pass fallbacks, spec section 10
+ * Per-invocation finish state and the single-pass fallbacks, docs/TESTING.md
  * scenarios 33 and 34.
  *
  * 33 is the xe userptr pattern: the finish object is embedded in the binding
@@ -91,7 +91,7 @@ struct priv_box {
 static bool priv_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		       unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct priv_sub *p = container_of(sub, struct priv_sub, sub);
+	struct priv_sub *p = mmn_container_of(sub, struct priv_sub, sub);
 	struct priv_box *box = malloc(sizeof(*box));
 
 	if (!box)
@@ -106,7 +106,7 @@ static bool priv_start(struct mmn_interval_notifier *sub, const struct mmn_range
 
 static void priv_finish(struct mmn_finish *finish)
 {
-	struct priv_box *box = container_of(finish, struct priv_box, finish);
+	struct priv_box *box = mmn_container_of(finish, struct priv_box, finish);
 
 	ev_add('F', box->id, NULL, 0, finish);
 	/* Only this invocation's own entries are on its finish list. */
@@ -278,7 +278,7 @@ static void svm_unmap(struct svm_sub *s, unsigned long start, unsigned long end)
 static bool svm_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		      unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct svm_sub *s = container_of(sub, struct svm_sub, sub);
+	struct svm_sub *s = mmn_container_of(sub, struct svm_sub, sub);
 	struct svm_box *box;
 
 	pthread_mutex_lock(&s->lock);
@@ -303,8 +303,8 @@ static bool svm_start(struct mmn_interval_notifier *sub, const struct mmn_range 
 
 static void svm_finish(struct mmn_finish *finish)
 {
-	struct svm_box *box = container_of(finish, struct svm_box, finish);
-	struct svm_sub *s = container_of(finish->notifier, struct svm_sub, sub);
+	struct svm_box *box = mmn_container_of(finish, struct svm_box, finish);
+	struct svm_sub *s = mmn_container_of(finish->notifier, struct svm_sub, sub);
 
 	pthread_mutex_lock(&s->lock);
 	cb_expect(box->tlb_pending);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Finish-pass timing, spec section 10 scenario 32 (DESIGN.md D3): the finish
+ * Finish-pass timing, docs/TESTING.md scenario 32 (docs/kernel-map.md D3): the finish
  * pass is part of the start call and of the odd period. While a finish is
  * blocked (here on a gate the test opens), the start call has not returned,
  * read_begin on a notifier the walk hit and remove of a hit notifier block,

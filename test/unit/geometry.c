@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Validation and geometry (spec section 10, scenarios 1-6, adapted by D1, D2
+ * Validation and geometry (docs/TESTING.md scenarios 1-6, adapted by D1, D2
  * and D7): insert errors and their order, the closed-interval / half-open-range
  * boundaries, empty ranges, the interval at ULONG_MAX, and walk order.
  */
@@ -304,7 +304,7 @@ TEST(s04_empty_ranges)
 	expect_eq(mmn_mm_destroy(mm), 0);
 }
 
-/* S-4: an interval at ULONG_MAX is never invalidated, not even by release. */
+/* An interval at ULONG_MAX is never invalidated, not even by release. */
 TEST(s05_interval_at_ulong_max)
 {
 	struct mmn_mm *mm;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Misuse that would deadlock, spec section 10 scenario 36, as DESIGN.md D6
+ * Misuse that would deadlock, docs/TESTING.md scenario 36, as docs/kernel-map.md D6
  * decides it: from inside a callback (first pass or finish) of a domain,
  * mmn_interval_notifier_remove() of a notifier that would have to wait for the
  * open period returns -EDEADLK and leaves it inserted, and
@@ -114,7 +114,7 @@ static void misbehave(struct bad_sub *b, enum misuse what, int pass)
 static bool bad_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		      unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct bad_sub *b = container_of(sub, struct bad_sub, sub);
+	struct bad_sub *b = mmn_container_of(sub, struct bad_sub, sub);
 
 	b->calls++;
 	ev_add('S', b->id, range, cur_seq, NULL);
@@ -126,7 +126,7 @@ static bool bad_start(struct mmn_interval_notifier *sub, const struct mmn_range 
 
 static void bad_finish(struct mmn_finish *finish)
 {
-	struct bad_sub *b = container_of(finish, struct bad_sub, finish);
+	struct bad_sub *b = mmn_container_of(finish, struct bad_sub, finish);
 
 	b->finishes++;
 	ev_add('F', b->id, NULL, 0, finish);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Non-blockable invalidation and callback failures (spec section 10,
+ * Non-blockable invalidation and callback failures (docs/TESTING.md
  * scenarios 20-23; 24 does not apply, D7): -EAGAIN stops the walk, runs the
  * finishes already queued and closes the region; a false return on a
  * blockable range is a counted, logged warning and the walk goes on.
@@ -119,7 +119,7 @@ TEST(s20_nonblock_failure_midwalk)
 	expect_eq_ul(s20.reader.seq, 3);
 	expect_eq(s20.remover.ret, 0);
 
-	/* S-6: A's readers retry although the change was abandoned; C's do not. */
+	/* A's readers retry although the change was abandoned; C's do not. */
 	expect_true(mmn_interval_read_retry(&a.sub, 1));
 	expect_false(mmn_interval_read_retry(&c.sub, 1));
 

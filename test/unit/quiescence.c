@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Counters at quiescence, spec section 10 scenario 40: once every region has
+ * Counters at quiescence, docs/TESTING.md scenario 40: once every region has
  * ended, active is 0, the sequence is even, nothing is deferred, every
  * notifier inserted and not removed is in the tree (and no other), the
  * domain's notifier count equals the live notifiers (the userspace stand-in
@@ -30,7 +30,7 @@ static uint64_t cb_calls, cb_finish_queued, cb_finishes, cb_false;
 static bool q_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			 unsigned long cur_seq)
 {
-	struct q_sub *q = container_of(sub, struct q_sub, sub);
+	struct q_sub *q = mmn_container_of(sub, struct q_sub, sub);
 
 	__atomic_fetch_add(&cb_calls, 1, __ATOMIC_RELAXED);
 	cb_expect(cur_seq & 1);
@@ -45,7 +45,7 @@ static bool q_invalidate(struct mmn_interval_notifier *sub, const struct mmn_ran
 static bool q_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		    unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct q_sub *q = container_of(sub, struct q_sub, sub);
+	struct q_sub *q = mmn_container_of(sub, struct q_sub, sub);
 	struct q_box *box;
 
 	if (!q_invalidate(sub, range, cur_seq))
@@ -63,7 +63,7 @@ static bool q_start(struct mmn_interval_notifier *sub, const struct mmn_range *r
 
 static void q_finish(struct mmn_finish *finish)
 {
-	struct q_box *box = container_of(finish, struct q_box, finish);
+	struct q_box *box = mmn_container_of(finish, struct q_box, finish);
 
 	cb_expect(box->magic == Q_MAGIC);
 	box->magic = 0;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #include "harness.h"
 #include "alloc_fail.h"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #include "scenario_util.h"
 #include "bad_input_table.h"

@@ -16,6 +16,7 @@
 #include "harness.h"
 #include <mmn.h>
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #define KB 1024UL
 

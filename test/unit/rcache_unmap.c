@@ -25,6 +25,7 @@
 #include <mmn.h>
 #include <mmn/process.h>
 #include <mmn/rcache.h>
+#include "rcache_fake.h"
 
 #define MB (1024UL * 1024)
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Release, spec section 10 scenario 35, with DESIGN.md D8: mmn_mm_release()
+ * Release, docs/TESTING.md scenario 35, with docs/kernel-map.md D8: mmn_mm_release()
  * runs one RELEASE walk over [0, ULONG_MAX), blockable, with its finish pass;
  * a notifier at ULONG_MAX is never called; notifiers stay inserted, later
  * invalidations still work, release may run again, and mmn_mm_destroy()
@@ -20,7 +20,7 @@ struct rel_sub {
 static bool rel_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 		      unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct rel_sub *r = container_of(sub, struct rel_sub, sub);
+	struct rel_sub *r = mmn_container_of(sub, struct rel_sub, sub);
 
 	r->calls++;
 	r->cur_seq = cur_seq;
@@ -32,7 +32,7 @@ static bool rel_start(struct mmn_interval_notifier *sub, const struct mmn_range 
 
 static void rel_finish(struct mmn_finish *finish)
 {
-	struct rel_sub *r = container_of(finish, struct rel_sub, finish);
+	struct rel_sub *r = mmn_container_of(finish, struct rel_sub, finish);
 
 	r->finishes++;
 	ev_add('F', r->id, NULL, 0, finish);
@@ -41,7 +41,7 @@ static void rel_finish(struct mmn_finish *finish)
 static bool rel_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			   unsigned long cur_seq)
 {
-	struct rel_sub *r = container_of(sub, struct rel_sub, sub);
+	struct rel_sub *r = mmn_container_of(sub, struct rel_sub, sub);
 
 	r->calls++;
 	r->cur_seq = cur_seq;

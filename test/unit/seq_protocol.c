@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sequence protocol (spec section 10, scenarios 7-10, 16 and 17): the
+ * The sequence protocol (docs/TESTING.md scenarios 7-10, 16 and 17): the
  * domain's and the notifiers' sequence values, when read_begin waits, and what
  * read_retry / check_retry report. Blocking is proved with a thread, the
  * domain's wait counters and a bounded wait.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Sequence wrap-around (spec section 10, scenario 19; S-10, D10): with the
+ * Sequence wrap-around (docs/TESTING.md scenario 19; docs/kernel-map.md D10): with the
  * domain's sequence preset to ULONG_MAX-1 by the test hook, a period runs at
  * ULONG_MAX and ends at 0; idle inserts at 0 get ULONG_MAX. Hitting and
  * missing regions, deferred and direct inserts, read_begin and remove across

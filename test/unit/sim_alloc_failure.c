@@ -11,7 +11,7 @@
  * sim_drivers and sim_stress). Here a driver is also run with failure armed
  * across invalidations, to show the notifiers allocate nothing.
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 #include "alloc_fail.h"

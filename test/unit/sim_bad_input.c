@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The public functions of include/mmn/sim.h that take pointers, sizes or
+ * The public functions of sim/sim.h that take pointers, sizes or
  * enums, with invalid inputs: NULL arguments, zero sizes, unknown modes and
  * driver kinds, engines beyond MMN_SIM_MAX_ENGINES, stopping an engine that
  * does not run, destroy of NULL and of objects still in use, a pending fence
@@ -10,7 +10,7 @@
  * runs, in the format of bad_input.c; valid calls afterwards show that the
  * refused ones changed nothing.
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "scenario_util.h"
 #include "bad_input_table.h"

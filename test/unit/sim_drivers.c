@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * The simulated drivers' flows, step by step, as exact operation logs
- * (spec/kernel-semantics.md scenarios 33, 34, 38 and 39):
+ * (docs/TESTING.md scenarios 33, 34, 38 and 39):
  *
  *   userptr two-pass: every device's TLB invalidation is started before any
  *   is waited for; single pass waits each in turn; a binding never bound
@@ -19,7 +19,7 @@
  *
  * Logs read "d<device>:<step>" in the order the steps ran.
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 

@@ -6,7 +6,7 @@
  * pollers. Blocking is proved with threads and bounded waits; the deadline
  * tests only check lower bounds (a wait never returns early).
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 

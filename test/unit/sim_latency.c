@@ -7,7 +7,7 @@
  */
 #include <math.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 

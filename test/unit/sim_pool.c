@@ -5,7 +5,7 @@
  * ownership under concurrent get/put with the pool often empty (each object
  * carries an owner word that get/put must find in the expected state).
  */
-#include <mmn/sim.h>
+#include "sim.h"
 
 #include "harness.h"
 

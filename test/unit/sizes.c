@@ -5,7 +5,7 @@
  * change that trips one of these needs a new soname major version (or a
  * deliberate decision recorded in CHANGELOG.md), not an edit of this file.
  *
- * LP64 only (DESIGN.md): on other data models the numbers differ.
+ * LP64 only: on other data models the numbers differ.
  */
 #include <stdalign.h>
 

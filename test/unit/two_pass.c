@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Two-pass invalidation, spec section 10 scenarios 25-31, as DESIGN.md D2/D3
+ * Two-pass invalidation (docs/TESTING.md scenarios 25-31), as docs/kernel-map.md D2/D3
  * adapt them: the finish pass runs in walk order after every first pass of
  * the walk and before the start call returns (also on the -EAGAIN path),
  * *finish is NULL on entry, finish->notifier is set by the core, a finish may
@@ -41,7 +41,7 @@ struct tp_box {
 
 static struct tp_sub *to_tp(struct mmn_interval_notifier *sub)
 {
-	return container_of(sub, struct tp_sub, sub);
+	return mmn_container_of(sub, struct tp_sub, sub);
 }
 
 static bool tp_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
@@ -108,7 +108,7 @@ static void tp_finish(struct mmn_finish *finish)
 		t->finish_domain_seq = st.seq;
 	t->finish_in_callback = t->mm && mmn_test_in_callback(t->mm);
 	if (t->mode == TP_ALLOC || t->mode == TP_FALSE_IF_NONBLOCK) {
-		struct tp_box *box = container_of(finish, struct tp_box, finish);
+		struct tp_box *box = mmn_container_of(finish, struct tp_box, finish);
 
 		expect_eq_ptr(box->owner, t);
 		t->leaked--;
@@ -133,7 +133,7 @@ struct sp_sub {
 static bool sp_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			  unsigned long cur_seq)
 {
-	struct sp_sub *s = container_of(sub, struct sp_sub, sub);
+	struct sp_sub *s = mmn_container_of(sub, struct sp_sub, sub);
 
 	s->calls++;
 	ev_add('I', s->id, range, cur_seq, NULL);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * A model of the xe userptr two-pass notifier (drivers/gpu/drm/xe/xe_userptr.c,
- * spec section 8.2), driven through libmmn: spec section 10 scenario 39.
+ * docs/sim.md), driven through libmmn: docs/TESTING.md scenario 39.
  *
  * The model keeps xe's state (embedded finish, finish_inuse,
  * tlb_inval_submitted, initial_bind, fault mode) and replaces the GPU with
@@ -92,7 +92,7 @@ struct xe_userptr {
 
 static struct xe_userptr *to_uptr(struct mmn_interval_notifier *sub)
 {
-	return container_of(sub, struct xe_userptr, notifier);
+	return mmn_container_of(sub, struct xe_userptr, notifier);
 }
 
 static void fence_wait(struct fence *f)
@@ -506,7 +506,7 @@ struct other_sub {
 static bool other_start(struct mmn_interval_notifier *sub, const struct mmn_range *range,
 			unsigned long cur_seq, struct mmn_finish **finish)
 {
-	struct other_sub *o = container_of(sub, struct other_sub, sub);
+	struct other_sub *o = mmn_container_of(sub, struct other_sub, sub);
 
 	(void)range;
 	mmn_interval_set_seq(sub, cur_seq);

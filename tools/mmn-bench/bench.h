@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <mmn/sim.h>
+#include "sim.h"
 
 #define BENCH_MAX_DEVCOUNTS 32
 
@@ -64,7 +64,13 @@ int bench_plot_svg(const char *path, const char *title, const unsigned int *devi
 		   unsigned int n, const struct plot_series *series, unsigned int nr_series,
 		   double latency_us);
 
+/* The same plot with another x-axis label. */
+int bench_plot_svg_x(const char *path, const char *title, const char *xlabel,
+		     const unsigned int *devices, unsigned int n,
+		     const struct plot_series *series, unsigned int nr_series, double latency_us);
+
 int bench_scaling(const struct bench_opts *o);
+int bench_vulkan(const struct bench_opts *o);	/* vulkan.c: real Vulkan devices */
 int bench_concurrent(const struct bench_opts *o);
 
 #endif /* MMN_BENCH_H */

@@ -6,6 +6,7 @@
  *                         devices, single-pass vs two-pass drivers (target T1)
  *   mmn-bench concurrent  engines run jobs on every device while the
  *                         application unmaps and remaps bound buffers
+ *   mmn-bench vulkan      scaling on real Vulkan devices (vulkan/, target T10)
  *
  * Tables go to stdout, a progress line to stderr when stdout is a terminal.
  */
@@ -21,7 +22,7 @@ static const unsigned int default_devices[] = { 1, 2, 4, 8, 16, 32, 64 };
 
 static void usage(FILE *f)
 {
-	fputs("usage: mmn-bench scaling|concurrent [options]\n"
+	fputs("usage: mmn-bench scaling|concurrent|vulkan [options]\n"
 	      "\n"
 	      "common options:\n"
 	      "  --latency-us N      device latency (TLB invalidation, preemption), default 50\n"
@@ -36,6 +37,8 @@ static void usage(FILE *f)
 	      "  --reps N            invalidations measured per point, default 100\n"
 	      "  --csv               print devices,mode,p50_us,p99_us rows instead of the table\n"
 	      "  --plot FILE.svg     write an SVG plot of latency against device count\n"
+	      "vulkan: as scaling, on real Vulkan devices (jobs stopped by a stop word;\n"
+	      "  --latency-us, --p99-us, --driver and --seed do not apply), devices 1,2,4,8\n"
 	      "concurrent:\n"
 	      "  --devices N         devices, default 4\n"
 	      "  --engines N         engines per device, default 1\n"
@@ -231,6 +234,8 @@ int main(int argc, char **argv)
 		}
 		return bench_scaling(&o);
 	}
+	if (!strcmp(cmd, "vulkan"))
+		return bench_vulkan(&o);
 	if (!strcmp(cmd, "concurrent")) {
 		if (!o.devices_set) {
 			o.devices[0] = 4;

@@ -5,7 +5,7 @@
  * single-pass and the two-pass variant of a driver. Single pass waits for each
  * device's TLB invalidation before calling the next device, so it grows as
  * N x latency; two pass starts them all, then waits, so it stays near one
- * latency (DESIGN.md target T1).
+ * latency (target T1, bench/README.md).
  *
  * Every repetition first faults the bindings back in (untimed), so that each
  * timed invalidation really has a TLB invalidation to do on every device.

@@ -90,6 +90,14 @@ int bench_plot_svg(const char *path, const char *title, const unsigned int *devi
 		   unsigned int n, const struct plot_series *series, unsigned int nr_series,
 		   double latency_us)
 {
+	return bench_plot_svg_x(path, title, "simulated GPUs bound to the buffer (log scale)",
+				devices, n, series, nr_series, latency_us);
+}
+
+int bench_plot_svg_x(const char *path, const char *title, const char *xlabel,
+		     const unsigned int *devices, unsigned int n,
+		     const struct plot_series *series, unsigned int nr_series, double latency_us)
+{
 	double lo = latency_us > 0 ? latency_us : 1e9, hi = latency_us;
 	struct axes a;
 	FILE *f;
@@ -154,9 +162,10 @@ int bench_plot_svg(const char *path, const char *title, const unsigned int *devi
 	}
 	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n",
 		LEFT, TOP, W - LEFT - RIGHT, H - TOP - BOTTOM);
-	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">"
-		"simulated GPUs bound to the buffer (log scale)</text>\n",
+	fprintf(f, "<text x=\"%d\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\">",
 		LEFT + (W - LEFT - RIGHT) / 2, H - 22);
+	text_escaped(f, xlabel);
+	fputs("</text>\n", f);
 	fprintf(f, "<text x=\"22\" y=\"%d\" font-size=\"13\" text-anchor=\"middle\" "
 		"transform=\"rotate(-90 22 %d)\">invalidation latency, us (log scale)</text>\n",
 		TOP + (H - TOP - BOTTOM) / 2, TOP + (H - TOP - BOTTOM) / 2);
