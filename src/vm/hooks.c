@@ -297,8 +297,10 @@ int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 	 * ThreadSanitizer has finished the thread, when taking a mutex crashes
 	 * it; only under TSan is that discard left unreported.
 	 */
-	if (s < e && own_stack_below_sp(s, e))
+	if (s < e && own_stack_below_sp(s, e)) {
 		s = e = 0;
+		fn = NULL;	/* a foreign hook would take a lock too */
+	}
 #else
 	(void)own_stack_below_sp;
 #endif

@@ -282,6 +282,9 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 
 	c->open = false;
 	c->slot = -1;
+	/* For a chained foreign hook: this range is dealt with, whatever happens below. */
+	c->ev.range.start = start;
+	c->ev.range.end = end;
 	if (!mm || start >= end || reported_by_caller(start, end))
 		return;
 	if (event != MMN_EVENT_PROTECTION_VMA)
@@ -294,11 +297,14 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 
 void vm_call_chain_enter(struct vm_call *c)
 {
-	c->pushed = c->open;
-	if (!c->open)
+	/*
+	 * Pushed even when no region was opened (no domain yet, a degraded
+	 * call from a signal handler, nesting too deep): the inner hook the
+	 * foreign code reaches must not count or report the same call again.
+	 */
+	c->pushed = c->ev.range.start < c->ev.range.end;
+	if (!c->pushed)
 		return;
-	c->ev.range.start = c->range.start;
-	c->ev.range.end = c->range.end;
 	c->ev.outer = ext_top;
 	ext_top = &c->ev;
 }
