@@ -330,22 +330,30 @@ static void *hook_dlopen(const char *file, int mode)
 
 int vm_install_dlopen_hook(void)
 {
-#if defined(__x86_64__)
+#if defined(__x86_64__) || defined(__aarch64__)
+#if defined(__aarch64__)
+	/* aarch64: whatever the first instruction is, patch_aarch64.c relocates it. */
+	static const unsigned char *const prologue = NULL;
+	static const size_t prologue_len = 0;
+#else
 	/* glibc 2.34-2.41 x86-64: push %rbx; sub $0x30,%rsp */
 	static const unsigned char prologue[] = { 0x53, 0x48, 0x83, 0xec, 0x30 };
+	static const size_t prologue_len = sizeof(prologue);
+#endif
 	void *target = vm_libc_symbol("dlopen");
 	void *original = NULL;
 	int err;
 
 	if (!target)
 		return -ENOENT;
-	err = vm_patch_detour(target, (vm_hook_fn *)hook_dlopen, prologue, sizeof(prologue),
+	err = vm_patch_detour(target, (vm_hook_fn *)hook_dlopen, prologue, prologue_len,
 			      &original);
 	if (err)
 		return err;
 	memcpy(&glibc_dlopen, &original, sizeof(glibc_dlopen));
 	return 0;
 #else
+	(void)hook_dlopen;
 	return -ENOSYS;
 #endif
 }
