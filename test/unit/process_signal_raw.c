@@ -154,7 +154,12 @@ TEST(raw_unmap_from_handler_never_deadlocks)
 	expect_eq(bad, 0);
 	expect_eq(seen_before + missed, NSIGNALS);
 	/* The worker's munmaps are libc's: every raw invalidation is a handler's. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	/* ... or the sanitizer runtime's: it unmaps with its own system calls. */
+	expect_eq(cov.raw_events[MMN_CALL_MUNMAP] - raw_before >= seen_before, 1);
+#else
 	expect_eq(cov.raw_events[MMN_CALL_MUNMAP] - raw_before, seen_before);
+#endif
 	expect_eq(cov.signal_degraded <= missed, 1);
 }
 
