@@ -225,6 +225,15 @@ static int redirect_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	 */
 	if (strstr(info->dlpi_name, "linux-vdso"))
 		return 0;
+	/*
+	 * Nor a sanitizer's runtime: its own calls of its munmap (its
+	 * symbolizer's, while it reports and holds its registry lock) would
+	 * enter libmmn's instrumented code and report again: a deadlock.
+	 */
+	if (strstr(info->dlpi_name, "/libtsan.") || strstr(info->dlpi_name, "/libasan.") ||
+	    strstr(info->dlpi_name, "/libubsan.") || strstr(info->dlpi_name, "/liblsan.") ||
+	    strstr(info->dlpi_name, "libclang_rt."))
+		return 0;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
 
