@@ -920,6 +920,22 @@ int mmn_sim_umem_mremap(struct mmn_sim_umem *um, unsigned long from,
 int mmn_sim_umem_protect(struct mmn_sim_umem *um, unsigned long addr, unsigned long len);
 
 /**
+ * mmn_sim_umem_set_unordered_dma() - devices may touch pages out of order
+ * @um: the window
+ * @on: true for a driver with an injected bug (MMN_SIM_BUG_*)
+ *
+ * Such a driver lets engines reach a page after the invalidation covering it
+ * completed, while the window's mmap replaces it: the violation that
+ * mmn_sim_umem_access() reports. Devices reach memory by DMA, which no CPU
+ * memory model orders; with @on, ThreadSanitizer starts each replacement
+ * page with no access history instead of imitating a write to it, so it does
+ * not report the injected bug as a data race of the test. Off (the
+ * default), it checks that the driver orders every device access before the
+ * unmap. No effect in other builds.
+ */
+void mmn_sim_umem_set_unordered_dma(struct mmn_sim_umem *um, bool on);
+
+/**
  * mmn_sim_umem_lookup() - the window's mmn_sim_lookup_fn
  * @arg: the window (struct mmn_sim_umem *)
  * @va: address

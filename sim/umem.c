@@ -73,6 +73,7 @@ struct mmn_sim_umem {
 	pthread_rwlock_t mmap_lock;
 	struct umem_page *pages;
 	struct mmn_sim_umem_stats st;	/* atomics */
+	bool unordered_dma;		/* atomic: see mmn_sim_umem_set_unordered_dma() */
 };
 
 static uint64_t umem_next_gen = 1;	/* atomic; process-wide */
@@ -80,6 +81,71 @@ static uint64_t umem_next_gen = 1;	/* atomic; process-wide */
 static uint64_t new_gen(void)
 {
 	return __atomic_fetch_add(&umem_next_gen, 1, __ATOMIC_RELAXED);
+}
+
+/* ---- devices out of order (injected bugs) ----------------------------- */
+
+/*
+ * Under ThreadSanitizer an mmap() over the window "writes" the whole new
+ * mapping (an imitated write), so that any access to the old page not
+ * ordered before the mmap is reported. With a correct driver every device
+ * access is ordered before it (range_start waited for the engines), and TSan
+ * checks that ordering like any other. A driver with a bug planted on purpose
+ * (MMN_SIM_BUG_*) lets an engine reach the old page afterwards, or while the
+ * mmap runs: that is the violation mmn_sim_umem_access() must report, and
+ * TSan would report it too, as a data race of the test. Devices reach memory
+ * by DMA, which no CPU memory model orders; in such a window
+ * (mmn_sim_umem_set_unordered_dma()) the mmap()s that replace pages are made
+ * with TSan ignoring this thread's accesses, and TSan then resets the
+ * history of the new mapping instead of imitating a write: a fresh page has
+ * no history. Engine accesses stay visible (they are atomics, like the stamp
+ * writes), so every other race is still reported.
+ */
+#if defined(__SANITIZE_THREAD__)
+void AnnotateIgnoreWritesBegin(const char *file, int line);
+void AnnotateIgnoreWritesEnd(const char *file, int line);
+
+static bool map_unordered_begin(struct mmn_sim_umem *um)
+{
+	if (!__atomic_load_n(&um->unordered_dma, __ATOMIC_RELAXED))
+		return false;
+	AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+	return true;
+}
+
+static void map_unordered_end(bool on)
+{
+	if (on)
+		AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+}
+#else
+static bool map_unordered_begin(struct mmn_sim_umem *um)
+{
+	(void)um;
+	return false;
+}
+
+static void map_unordered_end(bool on)
+{
+	(void)on;
+}
+#endif
+
+/* mmap() for the window's own pages: see above. */
+static void *umem_map(struct mmn_sim_umem *um, void *want, size_t len, int flags)
+{
+	bool unordered = map_unordered_begin(um);
+	void *p = mmap(want, len, PROT_READ | PROT_WRITE, flags, -1, 0);
+	int err = errno;
+
+	map_unordered_end(unordered);
+	errno = err;
+	return p;
+}
+
+void mmn_sim_umem_set_unordered_dma(struct mmn_sim_umem *um, bool on)
+{
+	__atomic_store_n(&um->unordered_dma, on, __ATOMIC_RELAXED);
 }
 
 /* ---- SIGSEGV into a verdict ---------------------------------------------- */
@@ -311,8 +377,8 @@ static int run_replace(struct mmn_sim_umem *um, unsigned long i, unsigned long n
 {
 	void *want = (void *)page_addr(um, i);
 
-	if (mmap(want, n << SIM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != want)
+	if (umem_map(um, want, n << SIM_PAGE_SHIFT,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED) != want)
 		return -errno;
 	for (unsigned long k = i; k < i + n; k++)
 		stamp_page(um, k);
@@ -323,8 +389,8 @@ static int run_replace(struct mmn_sim_umem *um, unsigned long i, unsigned long n
 static void fill_hole(struct mmn_sim_umem *um, unsigned long i)
 {
 	void *want = (void *)page_addr(um, i);
-	void *p = mmap(want, SIM_PAGE_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	void *p = umem_map(um, want, SIM_PAGE_SIZE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
 
 	if (p == want) {
 		stamp_page(um, i);
@@ -339,8 +405,8 @@ static void fill_hole(struct mmn_sim_umem *um, unsigned long i)
 static int run_fill(struct mmn_sim_umem *um, unsigned long i, unsigned long n)
 {
 	void *want = (void *)page_addr(um, i);
-	void *p = mmap(want, n << SIM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+	void *p = umem_map(um, want, n << SIM_PAGE_SHIFT,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE);
 
 	if (p == want) {
 		for (unsigned long k = i; k < i + n; k++)

@@ -195,6 +195,17 @@ MMN_API int mmn_rcache_get(struct mmn_rcache *cache, unsigned long addr, unsigne
  * devices are already deregistered) is queued for collection, which happens
  * at the next miss, mmn_rcache_flush() or mmn_rcache_destroy().
  *
+ * Putting a registration more often than it was got is a bug of the caller.
+ * The put itself stays one atomic operation and checks nothing; the excess
+ * is found, taken back, counted (&mmn_rcache_stats.put_errors) and reported
+ * through the log hook when the cache next sums the registration's
+ * references with gets shut out: at once for a registration that is already
+ * invalidated (or never got), else at its eviction, flush, invalidation or
+ * mmn_rcache_destroy(). So a misuse never keeps a registration held forever
+ * (never evicted or collected, destroy -EBUSY). Until it is found, a get of
+ * the same registration can balance the excess, and the registration may
+ * then be evicted while that holder still uses it.
+ *
  * Context: never blocks; lock-free unless it drops the last reference of an
  * invalidated registration (then it takes the cache lock briefly).
  */
@@ -259,6 +270,9 @@ MMN_API bool mmn_rcache_reg_valid(const struct mmn_rcache_reg *reg);
  * @regions: registrations cached or held now (not yet invalidated)
  * @bytes: bytes of those
  * @dead: invalidated registrations not yet collected (no device holds them)
+ * @put_errors: puts found in excess of the gets (a registration put twice,
+ *	never got, or put again after its invalidation), refused and reported
+ *	through the log hook (MMN_LOG_ERROR)
  */
 struct mmn_rcache_stats {
 	uint64_t hits;
@@ -276,6 +290,7 @@ struct mmn_rcache_stats {
 	unsigned long regions;
 	unsigned long bytes;
 	unsigned long dead;
+	uint64_t put_errors;
 };
 
 /**

@@ -177,6 +177,7 @@ struct mmn_rcache {
 		uint64_t not_hits;	/* atomic: references taken, then found not to cover */
 		uint64_t registrations, deregistrations, invalidations;
 		uint64_t invalidate_waits, evictions, over_limit, bytes_registered;
+		uint64_t put_errors;	/* puts found in excess (misuse), refused */
 	} st;
 	size_t priv_off[MMN_RCACHE_MAX_DEVS];
 	struct mmn_rcache_dev devs[MMN_RCACHE_MAX_DEVS];
@@ -240,6 +241,38 @@ static uint64_t rc_holders(const struct rc_region *r)
 		puts += __atomic_load_n(&r->slot[i].puts, __ATOMIC_SEQ_CST);
 	}
 	return gets - puts;
+}
+
+/*
+ * Holders of @r, and puts in excess of the gets refused. Lock held, INVALID
+ * in every slot (or @r not LIVE, which implies it): then no get can add to
+ * the sum, every put counted is a put that happened, and a sum below zero
+ * means more puts than gets -- a double put, a put of a registration never
+ * got, or one put again after its invalidation. Those puts are taken back
+ * (through @s, any slot does: only the sum counts), counted and reported, so
+ * a misuse cannot keep the region held forever (never evicted, never
+ * collected, destroy -EBUSY) nor wrap its count. Without INVALID a sum of
+ * separately read slots can dip below zero with correct use (a get read
+ * before it happened, its put after), so it is only checked here.
+ */
+static uint64_t rc_holders_checked_locked(struct mmn_rcache *c, struct rc_region *r,
+					  unsigned int s)
+{
+	int64_t h = (int64_t)rc_holders(r);
+	struct mmn_log_record rec;
+
+	if (likely(h >= 0))
+		return (uint64_t)h;
+	__atomic_fetch_sub(&r->slot[s].puts, (uint64_t)-h, __ATOMIC_SEQ_CST);
+	c->st.put_errors += (uint64_t)-h;
+	rec = (struct mmn_log_record){
+		.level = MMN_LOG_ERROR,
+		.what = "mmn_rcache_put: registration not held (put twice, never got, "
+			"or put again after its invalidation); put refused",
+		.start = r->start, .end = r->end,
+	};
+	mmn_log(&rec);
+	return 0;
 }
 
 /* References ever taken on this incarnation of @r (hits, and its miss's). */
@@ -385,7 +418,7 @@ static void rc_dead(struct mmn_rcache *c, struct rc_region *r, bool queue)
 	pthread_mutex_lock(&c->lock);
 	rc_set_state(r, RC_DEAD);
 	c->st.deregistrations++;
-	if (queue && !r->on_gc && !rc_holders(r)) {
+	if (!rc_holders_checked_locked(c, r, 0) && queue && !r->on_gc) {
 		r->on_gc = true;
 		r->next = c->gc;
 		c->gc = r;
@@ -522,13 +555,14 @@ static int rc_evict(struct mmn_rcache *c, unsigned long add_bytes, bool all)
 	while ((all || rc_over_limit_locked(c, add_bytes)) && budget-- &&
 	       c->lru.next != &c->lru) {
 		struct rc_region *r = lru_region(c->lru.next);
-		bool held = rc_holders(r);
+		/* Below zero may be a misuse (or a moment's skew): look closer. */
+		bool held = (int64_t)rc_holders(r) > 0;
 
 		link_del(&r->lru);
 		if (!held && (all || !__atomic_exchange_n(&r->referenced, 0, __ATOMIC_RELAXED))) {
 			/* Close the door, then look again: a get may have come in. */
 			rc_set_invalid(r);
-			held = rc_holders(r);
+			held = rc_holders_checked_locked(c, r, 0);
 			if (held)
 				rc_clear_invalid(r);
 			else
@@ -690,13 +724,24 @@ static inline bool rc_tryget(struct rc_region *r, unsigned int s)
 	return true;
 }
 
-/* The last holder of an invalidated region: queue it for collection. */
-static void rc_put_last(struct rc_region *r)
+/*
+ * A put through an INVALID slot: maybe the last holder of an invalidated
+ * region (queue it for collection), maybe a put in excess (refused: see
+ * rc_holders_checked_locked()). A LIVE region here is one that eviction
+ * looked at and found held: nothing to do.
+ */
+__attribute__((noinline, cold)) static void rc_put_last(struct rc_region *r, unsigned int s)
 {
 	struct mmn_rcache *c = r->cache;
+	unsigned int state;
 
 	pthread_mutex_lock(&c->lock);
-	if (rc_state(r) == RC_DEAD && !r->on_gc && !rc_holders(r)) {
+	state = rc_state(r);
+	if (state == RC_LIVE) {
+		pthread_mutex_unlock(&c->lock);
+		return;
+	}
+	if (!rc_holders_checked_locked(c, r, s) && state == RC_DEAD && !r->on_gc) {
 		r->on_gc = true;
 		r->next = c->gc;
 		c->gc = r;
@@ -716,7 +761,7 @@ static void rc_put_ref(struct rc_region *r, unsigned int s)
 	__atomic_fetch_add(&r->slot[s].puts, 1, __ATOMIC_SEQ_CST);
 	/* Maybe the last holder: only the sums under the lock can tell. */
 	if (unlikely(__atomic_load_n(&r->slot[s].gets, __ATOMIC_SEQ_CST) & REF_INVALID))
-		rc_put_last(r);
+		rc_put_last(r, s);
 }
 
 void mmn_rcache_put(struct mmn_rcache_reg *reg)
@@ -1018,7 +1063,9 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 	for (l = c->all.next; l != &c->all; l = l->next) {
 		struct rc_region *r = all_region(l);
 
-		if (rc_holders(r) || rc_state(r) == RC_PENDING) {
+		if (rc_state(r) == RC_PENDING ||
+		    (rc_state(r) == RC_LIVE ? (int64_t)rc_holders(r) > 0
+					    : rc_holders_checked_locked(c, r, 0) > 0)) {
 			pthread_mutex_unlock(&c->lock);
 			return -EBUSY;
 		}
@@ -1108,6 +1155,7 @@ int mmn_rcache_get_stats(struct mmn_rcache *c, struct mmn_rcache_stats *st)
 		.regions = c->nr_live,
 		.bytes = c->bytes_live,
 		.dead = c->nr_dead,
+		.put_errors = c->st.put_errors,
 	};
 	pthread_mutex_unlock(&c->lock);
 	return 0;
