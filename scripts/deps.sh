@@ -10,7 +10,13 @@
 #   python3 xz-utils perl mawk tar
 #                        real programs run under libmmn-preload.so's self-check (test/preload)
 #   liburing-dev         the registration cache's io_uring backend: real kernel pins (src/rcache)
-#   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache)
+#   libucx-dev           UCX 1.13, the registration cache's comparison (bench/rcache);
+#                        also libmmn next to libucm in both hook modes and orders, and
+#                        UCX fed by libmmn (test/coexist)
+#   libfabric-dev        libfabric 1.17: libmmn as its imported memory monitor (test/coexist)
+#   libgoogle-perftools4 libjemalloc2 libmimalloc2.0
+#                        other allocators preloaded under libmmn (test/coexist, test/preload);
+#                        tcmalloc defines munmap/mremap/mmap itself
 #   debhelper lintian devscripts fakeroot
 #                        the Debian packages (debian/), built, checked and installed by
 #                        test/deb/run.sh

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 . scripts/deps.sh
 mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
 	debhelper lintian devscripts fakeroot \
-	mesa-vulkan-drivers libvulkan-dev glslang-tools ||
+	mesa-vulkan-drivers libvulkan-dev glslang-tools \
+	libfabric-dev libgoogle-perftools4 libjemalloc2 libmimalloc2.0 ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)

@@ -4,7 +4,9 @@
  * 8.1, a raw-syscall munmap and an mmap(MAP_FIXED) over the range; each row
  * registers a buffer, changes its memory, maps new memory at the same address
  * and gets again: a registration that still shows the old content is a stale
- * hit. One column per system (table `columns`), each in its own child.
+ * hit. One column per system (table `columns`), each in its own child:
+ * libmmn's cache, UCX's with its own hooks, and UCX's fed by libmmn
+ * (mmn_feed_ucx: UCX hooks nothing, libmmn's event sources drive it).
  *
  * Options: --smoke (accepted for CTest; the matrix is already small).
  */
@@ -46,6 +48,7 @@ static const struct column {
 } columns[] = {
 	{ "mmn", SYS_MMN },
 	{ "ucx", SYS_UCX },
+	{ "ucx fed by libmmn", SYS_UCX_FED },
 };
 #define NCOLS ((int)(sizeof(columns) / sizeof(columns[0])))
 

@@ -124,6 +124,9 @@ enum mmn_process_call {
 enum mmn_hook_method {
 	MMN_HOOK_NONE = 0,	/* not hooked: see error[] */
 	MMN_HOOK_ENTRY_PATCH,	/* libc's function entry jumps to libmmn */
+	MMN_HOOK_CHAINED,	/* as ENTRY_PATCH, and libmmn's hook then runs the
+				 * foreign hook that had patched the entry (UCX,
+				 * libfabric, Open MPI): see foreign[] */
 };
 
 /* How a raw system call (one made outside libc's patched entries) is seen. */
@@ -133,6 +136,42 @@ enum mmn_raw_method {
 					   subscribed anonymous memory only */
 	MMN_RAW_BEFORE,			/* before the change: syscall user dispatch */
 };
+
+/* How a foreign interposer's calls reach libmmn's notifiers. */
+enum mmn_foreign_cover {
+	MMN_COVER_NOT = 0,	/* not seen by libmmn's hooks (backstop only) */
+	MMN_COVER_BEFORE,	/* libmmn invalidates before the call's change */
+	MMN_COVER_AFTER,	/* only after the change (the backstop) */
+};
+
+/* What the foreign interposer did. */
+enum mmn_foreign_kind {
+	MMN_FOREIGN_ENTRY_PATCH = 1,	/* patched libc's entry (UCX bistro, libfabric
+					 * memhooks, Open MPI): libmmn chains through */
+	MMN_FOREIGN_SYMBOL,		/* defines the symbol itself (tcmalloc): callers'
+					 * GOT slots are routed through libmmn */
+};
+
+#define MMN_FOREIGN_MAX 24
+
+/**
+ * struct mmn_foreign_hook - one foreign interposer of one call
+ * @call: the call (sbrk is reported as MMN_CALL_BRK)
+ * @kind: how it interposes
+ * @cover: how its calls are covered
+ * @object: file name of the object its code is in ("libucm.so.0", ...)
+ */
+struct mmn_foreign_hook {
+	enum mmn_process_call call;
+	enum mmn_foreign_kind kind;
+	enum mmn_foreign_cover cover;
+	char object[48];
+};
+
+/* MMN_MONITOR: which event sources run (docs/process-events.md). */
+#define MMN_MONITOR_PATCH	0x1u	/* libc entry patching (with chaining) */
+#define MMN_MONITOR_INTERPOSE	0x2u	/* following interposed symbols */
+#define MMN_MONITOR_BACKSTOP	0x4u	/* the userfaultfd backstop */
 
 /**
  * struct mmn_process_coverage - which paths are watched, and how
@@ -178,6 +217,14 @@ enum mmn_raw_method {
  * @raw_traps: system calls trapped (SIGSYS) so far, mapping or not
  * @raw_threads_armed: threads on which dispatch was turned on
  * @raw_arm_failed: threads on which turning it on failed
+ * @monitor: the MMN_MONITOR_* sources selected at start-up (MMN_MONITOR)
+ * @foreign_count: entries used in @foreign
+ * @foreign: every foreign interposer of a watched call found so far
+ * @foreign_rechains: times another library patched over libmmn's entry after
+ *	libmmn was installed and libmmn chained through it again
+ * @signal_degraded: mapping changes made from a signal handler that
+ *	interrupted libmmn while it held a domain lock: not invalidated before
+ *	the change (the backstop may see them after); also logged
  */
 struct mmn_process_coverage {
 	enum mmn_hook_method method[MMN_CALL_COUNT];
@@ -204,6 +251,12 @@ struct mmn_process_coverage {
 	uint64_t raw_traps;
 	uint64_t raw_threads_armed;
 	uint64_t raw_arm_failed;
+	/* Coexistence with other interposers (UCX, libfabric, MPI, tcmalloc). */
+	unsigned int monitor;
+	unsigned int foreign_count;
+	struct mmn_foreign_hook foreign[MMN_FOREIGN_MAX];
+	uint64_t foreign_rechains;
+	uint64_t signal_degraded;
 };
 
 /**
@@ -217,6 +270,43 @@ MMN_API int mmn_process_coverage(struct mmn_process_coverage *cov);
 
 /** mmn_process_call_name() - "munmap", "mremap", ...; NULL if out of range */
 MMN_API const char *mmn_process_call_name(enum mmn_process_call call);
+
+/* ---- Feeding other memory monitors (docs/process-events.md) ------------- */
+
+/**
+ * mmn_feed_ucx() - make libmmn the source of UCX's memory-unmap events
+ *
+ * Declares UCM_EVENT_VM_UNMAPPED external (ucm_set_external_event()) and
+ * passes every mapping change libmmn sees (unmap, discard, move; not
+ * protection changes) to UCX with ucm_vm_munmap(), from libmmn's first pass:
+ * before the change for hooked calls, promptly after for what only the
+ * backstop sees. libucm must already be loaded; libmmn does not link it.
+ * Call it before UCX registers its first handler for that event (before
+ * ucp_init()), and run with UCX_MEM_MMAP_HOOK_MODE=none so that libucm
+ * patches nothing itself.
+ *
+ * Context: allocates; not from a notifier callback.
+ * Return: 0; -ENOENT if libucm is not loaded; -EALREADY if already fed;
+ * errors of mmn_process_mm() and mmn_interval_notifier_insert().
+ */
+MMN_API int mmn_feed_ucx(void);
+
+struct fid_mem_monitor;
+
+/**
+ * mmn_ofi_monitor() - libmmn as a libfabric memory monitor (import monitor)
+ *
+ * Returns libmmn's struct fid_mem_monitor (rdma/fi_ext.h). Hand it to
+ * libfabric before any registration cache starts:
+ * fi_import(FI_VERSION(1, 17), "mr_cache", NULL, 0, 0, &mon->fid, NULL).
+ * libfabric then starts it, subscribes its cache entries and is notified of
+ * every change libmmn sees, as with its own memhooks monitor; libfabric's
+ * own hooks stay uninstalled. fi_close(&mon->fid) detaches it again.
+ *
+ * Context: thread-safe; one monitor per process.
+ * Return: the monitor; NULL if libmmn was built without rdma/fi_ext.h.
+ */
+MMN_API struct fid_mem_monitor *mmn_ofi_monitor(void);
 
 #ifdef __cplusplus
 }

@@ -22,4 +22,12 @@ MMN_HIDDEN void mmn_fork_unlock_all(bool child);
 /* From now on the caller locks inside fork(): the atfork handlers stand aside. */
 MMN_HIDDEN void mmn_fork_locked_in_libc(void);
 
+/*
+ * Does this thread hold (or is it taking or dropping) a domain lock? A hook
+ * entered from a signal handler that interrupted such a thread must not take
+ * a domain lock: it would wait for itself (docs/process-events.md, "Signal
+ * handlers").
+ */
+MMN_HIDDEN bool mmn_lock_held_by_thread(void);
+
 #endif /* MMN_CORE_FORK_H */

@@ -211,8 +211,22 @@ static bool holds_period(struct mmn_mm *mm)
 	return false;
 }
 
+/*
+ * Domain locks this thread holds or is taking, for signal handlers
+ * (mmn_lock_held_by_thread): raised before the lock is taken and lowered
+ * after it is dropped, so a signal can never see 0 while the lock is held.
+ */
+static __thread unsigned int lock_depth __attribute__((tls_model("initial-exec")));
+
+bool mmn_lock_held_by_thread(void)
+{
+	return __atomic_load_n(&lock_depth, __ATOMIC_RELAXED) != 0;
+}
+
 static void mm_lock(struct mmn_mm *mm)
 {
+	__atomic_store_n(&lock_depth, lock_depth + 1, __ATOMIC_RELAXED);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pthread_mutex_lock(&mm->lock);
 #if MMN_DEBUG
 	mm->owner = pthread_self();
@@ -226,6 +240,8 @@ static void mm_unlock(struct mmn_mm *mm)
 	__atomic_store_n(&mm->owned, false, __ATOMIC_RELAXED);
 #endif
 	pthread_mutex_unlock(&mm->lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&lock_depth, lock_depth - 1, __ATOMIC_RELAXED);
 }
 
 /*

@@ -286,6 +286,25 @@ int vm_backstop_register(unsigned long start, unsigned long end)
 	return 0;
 }
 
+bool vm_backstop_all_anon;
+
+static int anon_cb(const struct vm_map *m, void *arg)
+{
+	(void)arg;
+	/* Private or shared anonymous memory, the heap; not the stack's guard. */
+	if ((!m->path[0] || !strcmp(m->path, "[heap]")) && m->perms[0] == 'r')
+		vm_backstop_register(m->start, m->end);
+	return 0;
+}
+
+void vm_backstop_watch_all_anon(void)
+{
+	if (!vm_backstop_running() || __atomic_exchange_n(&vm_backstop_all_anon, true,
+							  __ATOMIC_ACQ_REL))
+		return;
+	vm_maps_foreach(anon_cb, NULL);
+}
+
 void vm_backstop_before_unmap(unsigned long start, unsigned long end)
 {
 	struct uffdio_range range = { .start = start, .len = end - start };

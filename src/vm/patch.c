@@ -17,9 +17,12 @@
  * system calls themselves), and a patch is never undone.
  *
  * A function whose entry is already a jump was patched by someone else (UCX,
- * libfabric, Open MPI): it is left alone and reported, because overwriting
- * would silently disable the other library's hook. Such processes can feed
- * events to libmmn through mmn_process_event_begin()/_end().
+ * libfabric, Open MPI). vm_patch_entry() refuses it (-EEXIST);
+ * vm_patch_chain() decodes where the foreign jump goes, hands that back as
+ * the hook's "next" function and puts libmmn's jump in front: libmmn's hook
+ * opens the invalidation and then calls the foreign hook, so both run, in
+ * that order. Only the jump forms the peers write are recognised (jmp rel32,
+ * jmp rel8, jmp *[rip+disp32], movabs r11/rax + jmp *r11/rax).
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -39,6 +42,43 @@ int vm_patch_entry(void *target, vm_hook_fn *hook)
 }
 
 #if defined(__x86_64__)
+
+/*
+ * Where a foreign jump at @entry goes, or NULL if @entry does not start
+ * with one of the jump forms the peers write.
+ */
+static void *foreign_jump_target(const unsigned char *entry)
+{
+	int32_t rel32;
+	uint64_t abs;
+
+	switch (entry[0]) {
+	case 0xe9:	/* jmp rel32 (UCX near patch, libmmn itself) */
+		memcpy(&rel32, entry + 1, sizeof(rel32));
+		return (void *)(entry + 5 + rel32);
+	case 0xeb:	/* jmp rel8 */
+		return (void *)(entry + 2 + (int8_t)entry[1]);
+	case 0xff:	/* jmp *[rip + disp32] */
+		if (entry[1] != 0x25)
+			return NULL;
+		memcpy(&rel32, entry + 2, sizeof(rel32));
+		memcpy(&abs, entry + 6 + rel32, sizeof(abs));
+		return (void *)abs;
+	case 0x49:	/* movabs r11, imm64; jmp *r11 (UCX, libfabric, Open MPI) */
+		if (entry[1] != 0xbb || entry[10] != 0x41 || entry[11] != 0xff ||
+		    entry[12] != 0xe3)
+			return NULL;
+		memcpy(&abs, entry + 2, sizeof(abs));
+		return (void *)abs;
+	case 0x48:	/* movabs rax, imm64; jmp *rax */
+		if (entry[1] != 0xb8 || entry[10] != 0xff || entry[11] != 0xe0)
+			return NULL;
+		memcpy(&abs, entry + 2, sizeof(abs));
+		return (void *)abs;
+	default:
+		return NULL;
+	}
+}
 
 #define TRAMPOLINE_SIZE 16	/* a hook slot; a detour takes two */
 #define PAGE 4096UL
@@ -94,6 +134,21 @@ static void sync_cores(void)
 			    0, 0, 0);
 }
 
+/* The hook slot already made for @hook, so that re-patching reuses it. */
+static unsigned char *trampoline_find(vm_hook_fn *hook)
+{
+	for (unsigned int i = 0; trampolines && i + TRAMPOLINE_SIZE <= trampolines_used;
+	     i += TRAMPOLINE_SIZE) {
+		unsigned char *slot = trampolines + i;
+		vm_hook_fn *h;
+
+		memcpy(&h, slot + 2, sizeof(h));
+		if (slot[0] == 0x49 && slot[1] == 0xbb && h == hook)
+			return slot;
+	}
+	return NULL;
+}
+
 /* Reserve @size bytes of trampoline near @near; NULL if none are left. */
 static unsigned char *trampoline_alloc(uintptr_t near, unsigned int size)
 {
@@ -136,8 +191,8 @@ static bool put_jmp(unsigned char *at, const void *to)
  * they are copied to a trampoline that continues at target + len, returned in
  * *@original, so the hook can still run the function it replaced.
  */
-int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
-		    size_t prologue_len, void **original)
+static int patch(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		 size_t prologue_len, void **original, bool chain)
 {
 	uintptr_t t = (uintptr_t)target, page = t & ~(PAGE - 1), aligned = t & ~7UL;
 	unsigned char *slot, *bytes, *entry = target;
@@ -153,14 +208,18 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 		return -ENOEXEC;
 	if ((t & 7) > 3)	/* the five bytes must lie in one aligned word */
 		return -EINVAL;
-	if (entry[0] == 0xe9 || entry[0] == 0xeb ||
-	    (entry[0] == 0xff && entry[1] == 0x25) ||
-	    (entry[0] == 0x49 && entry[1] == 0xbb) || (entry[0] == 0x48 && entry[1] == 0xb8))
+	if (!chain && (entry[0] == 0xe9 || entry[0] == 0xeb ||
+		       (entry[0] == 0xff && entry[1] == 0x25) ||
+		       (entry[0] == 0x49 && entry[1] == 0xbb) ||
+		       (entry[0] == 0x48 && entry[1] == 0xb8)))
 		return -EEXIST;	/* somebody's jump already */
 	if (prologue && (prologue_len < 5 || prologue_len + 5 > TRAMPOLINE_SIZE ||
 			 memcmp(entry, prologue, prologue_len)))
 		return -ENOEXEC;	/* not the code we know how to move */
 
+	slot = prologue ? NULL : trampoline_find(hook);
+	if (slot)
+		goto write_entry;
 	slot = trampoline_alloc(t, prologue ? 2 * TRAMPOLINE_SIZE : TRAMPOLINE_SIZE);
 	if (!slot)
 		return -ENOMEM;
@@ -188,6 +247,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	ret = trampolines_writable(false);
 	if (ret)
 		return (int)ret;
+write_entry:
 	rel = (long)((intptr_t)slot - (intptr_t)(t + 5));
 	rel32 = (int32_t)rel;
 	if (rel != rel32)
@@ -209,9 +269,74 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	return 0;
 }
 
+int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		    size_t prologue_len, void **original)
+{
+	return patch(target, hook, prologue, prologue_len, original, false);
+}
+
+bool vm_patch_is_jump(const void *target)
+{
+	return foreign_jump_target(target) != NULL;
+}
+
+/* Does @target's entry jump to @hook's trampoline slot? */
+bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
+{
+	unsigned char *slot = trampoline_find(hook);
+
+	return slot && foreign_jump_target(target) == slot;
+}
+
+int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
+{
+	void *dest = foreign_jump_target(target);
+	unsigned char *slot = trampoline_find(hook);
+	int err;
+
+	*changed = false;
+	if (slot && dest == slot)
+		return 0;	/* still ours */
+	if (dest == VM_ADDR(hook))
+		return 0;	/* a foreign patch straight to our hook: nothing to chain */
+	/* Publish the next hop before any thread can take the new jump. */
+	__atomic_store_n(next, dest, __ATOMIC_RELEASE);
+	err = patch(target, hook, NULL, 0, NULL, true);
+	if (err)
+		return err;
+	*changed = true;
+	return 0;
+}
+
 #else
 
+/*
+ * No chaining here: vm_patch_chain() is a plain entry patch, and an entry
+ * another library has patched is refused (-EEXIST), as before chaining.
+ */
+bool vm_patch_is_jump(const void *target)
+{
+	(void)target;
+	return false;
+}
+
+int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
+{
+	(void)next;
+	*changed = false;
+	if (vm_patch_is_ours(target, hook))
+		return 0;
+	return vm_patch_entry(target, hook);
+}
+
 #if !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
+bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
+{
+	(void)target;
+	(void)hook;
+	return false;
+}
+
 int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 		    size_t len, void **original)
 {

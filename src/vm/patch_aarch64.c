@@ -199,6 +199,29 @@ static bool single_threaded(void)
 }
 
 /*
+ * Does @target's entry branch (B) to a trampoline slot of libmmn's that
+ * jumps to @hook? Hooks rechecked after another library's mprotect are
+ * left alone when they are.
+ */
+bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
+{
+	uintptr_t t = (uintptr_t)target;
+	const uint32_t *slot;
+	uint32_t first;
+	int64_t off;
+
+	if (!target || (t & 3))
+		return false;
+	first = *(const uint32_t *)target;
+	if ((first & 0xfc000000u) != 0x14000000u)
+		return false;	/* not B imm26 */
+	off = (int64_t)(int32_t)((first & 0x03ffffffu) << 6) >> 4;	/* sign-extended, times 4 */
+	slot = (const uint32_t *)(t + (uintptr_t)off);
+	return slot[0] == A64_LDR_X16_8 && slot[1] == A64_BR_X16 &&
+	       memcmp(slot + 2, &hook, sizeof(hook)) == 0;
+}
+
+/*
  * Make @target branch to @hook (vm.h). With @original, the first word is
  * relocated (a64_reloc.c) into the trampoline, followed by a branch to
  * target + 4, and *@original is where to call the function. @prologue, if

@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <sys/auxv.h>
 
+#include <string.h>
+
+#include "../core/fork.h"
 #include "vm.h"
 
 unsigned long vm_page_size = 4096;
@@ -31,10 +34,14 @@ static enum mmn_hook_method hook_method[MMN_CALL_COUNT];
 static int hook_error[MMN_CALL_COUNT];
 static int backstop_error = -ENODEV;
 static int fork_error = -ENODEV;
+static int dlopen_error = -ENODEV;
 static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
 static uint64_t nested_too_deep;		/* atomic */
 static uint64_t raw_events[MMN_CALL_COUNT];	/* atomic: of call_events, by the raw path */
 static int syscall_fn_error = -ENODEV;
+static uint64_t signal_degraded;		/* atomic */
+static uint64_t signal_degraded_logged;		/* under init_lock */
+static unsigned int monitor = MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE | MMN_MONITOR_BACKSTOP;
 
 static __thread struct mmn_process_event *ext_top __attribute__((tls_model("initial-exec")));
 static __thread unsigned int nest_depth __attribute__((tls_model("initial-exec")));
@@ -134,10 +141,62 @@ static void report_coverage(void)
 			report(MMN_LOG_INFO, st.is_static ? "event sources: raw system calls seen before the change (syscall user dispatch; static program: every system call traps)"
 				: "event sources: raw system calls and the dynamic loader's seen before the change (syscall user dispatch)");
 	}
+	if (dlopen_error)
+		report(MMN_LOG_WARN, "event sources: dlopen() NOT detoured: interposers and foreign patches arriving with a later dlopen() are found at the next coverage query or mprotect, not at once");
+	for (int i = 0; i < MMN_CALL_COUNT; i++) {
+		if (hook_method[i] == MMN_HOOK_CHAINED) {
+			report(MMN_LOG_INFO, "event sources: foreign patches were on hooked entries: libmmn's hook runs first, then the foreign hook (see mmn_process_coverage().foreign)");
+			break;
+		}
+	}
 	if (backstop_error)
 		report(MMN_LOG_WARN, "event sources: userfaultfd backstop NOT running: raw system calls are not seen");
 	else
 		report(MMN_LOG_INFO, "event sources: userfaultfd backstop running");
+}
+
+/*
+ * MMN_MONITOR: a comma-separated list of "patch", "interpose", "backstop",
+ * or "all" (the default) or "none" -- as libfabric's FI_MR_CACHE_MONITOR.
+ * MMN_BACKSTOP=0 still turns the backstop off.
+ */
+static int parse_monitor(void)
+{
+	static const struct {
+		const char *name;
+		unsigned int bits;
+	} names[] = {
+		{ "patch", MMN_MONITOR_PATCH },
+		{ "interpose", MMN_MONITOR_INTERPOSE },
+		{ "backstop", MMN_MONITOR_BACKSTOP },
+		{ "all", MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE | MMN_MONITOR_BACKSTOP },
+		{ "none", 0 },
+	};
+	const char *env = getenv("MMN_MONITOR"), *p = env;
+	unsigned int bits = 0;
+
+	if (!env || !*env)
+		return 0;
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		bool known = false;
+
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			if (strlen(names[i].name) == n && !strncmp(p, names[i].name, n)) {
+				bits |= names[i].bits;
+				known = true;
+			}
+		}
+		if (!known) {
+			report(MMN_LOG_ERROR, "event sources: MMN_MONITOR names an unknown source (known: patch, interpose, backstop, all, none)");
+			return -EINVAL;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	monitor = bits;
+	return 0;
 }
 
 int mmn_process_mm(struct mmn_mm **mmp)
@@ -160,14 +219,27 @@ int mmn_process_mm(struct mmn_mm **mmp)
 		if (ps)
 			vm_page_size = ps;
 		err = mmn_mm_new(&mm);
+		if (!err)
+			err = parse_monitor();
 		if (!err) {
 			/* The hooks pass everything through until mm is published. */
-			vm_install_hooks(hook_method, hook_error);
+			if (monitor & MMN_MONITOR_PATCH) {
+				vm_install_hooks(hook_method, hook_error);
+			} else {
+				for (int i = 0; i < MMN_CALL_COUNT; i++)
+					hook_error[i] = -EPERM;
+			}
+			if (monitor & MMN_MONITOR_INTERPOSE)
+				vm_interpose_install();
+			if (monitor & (MMN_MONITOR_PATCH | MMN_MONITOR_INTERPOSE))
+				dlopen_error = vm_install_dlopen_hook();
 			fork_error = vm_install_fork_hook();
-			syscall_fn_error = raw_path_off() ? -ECANCELED : vm_install_syscall_hook();
+			/* libc's syscall() is an entry patch too: MMN_MONITOR's "patch". */
+			syscall_fn_error = !(monitor & MMN_MONITOR_PATCH) ? -EPERM
+					   : raw_path_off() ? -ECANCELED : vm_install_syscall_hook();
 			/* Before the backstop: its monitor thread is created armed. */
 			vm_sud_start();
-			backstop_error = vm_backstop_start();
+			backstop_error = monitor & MMN_MONITOR_BACKSTOP ? vm_backstop_start() : -EPERM;
 			__atomic_store_n(&process_mm, mm, __ATOMIC_RELEASE);
 			report_coverage();
 		}
@@ -222,6 +294,16 @@ static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_eve
 		mmn_log(&rec);
 		return false;
 	}
+	if (mmn_lock_held_by_thread()) {
+		/*
+		 * A signal handler interrupted this thread inside the core,
+		 * holding the domain lock: taking it would wait forever. Let
+		 * the change through, counted (and logged by the next
+		 * coverage query: logging here is not async-signal-safe).
+		 */
+		__atomic_add_fetch(&signal_degraded, 1, __ATOMIC_RELAXED);
+		return false;
+	}
 	mmn_range_init(range, event, 0, mm, start, end);
 	nest_depth++;
 	/* Callbacks' own system calls run untrapped (sud.c says why). */
@@ -240,6 +322,9 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 
 	c->open = false;
 	c->slot = -1;
+	/* For a chained foreign hook: this range is dealt with, whatever happens below. */
+	c->ev.range.start = start;
+	c->ev.range.end = end;
 	if (!mm || start >= end || reported_by_caller(start, end))
 		return;
 	if (event != MMN_EVENT_PROTECTION_VMA)
@@ -254,6 +339,27 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 		if (raw)
 			__atomic_add_fetch(&raw_events[call], 1, __ATOMIC_RELAXED);
 	}
+}
+
+void vm_call_chain_enter(struct vm_call *c)
+{
+	/*
+	 * Pushed even when no region was opened (no domain yet, a degraded
+	 * call from a signal handler, nesting too deep): the inner hook the
+	 * foreign code reaches must not count or report the same call again.
+	 */
+	c->pushed = c->ev.range.start < c->ev.range.end;
+	if (!c->pushed)
+		return;
+	c->ev.outer = ext_top;
+	ext_top = &c->ev;
+}
+
+void vm_call_chain_leave(struct vm_call *c)
+{
+	if (c->pushed)
+		ext_top = c->ev.outer;
+	c->pushed = false;
 }
 
 void vm_call_end(struct vm_call *c)
@@ -363,6 +469,49 @@ static void raw_coverage(struct mmn_process_coverage *cov)
 	}
 }
 
+/* The coexistence part of the coverage; also re-chains overwritten entries. */
+static void foreign_coverage(struct mmn_process_coverage *cov)
+{
+	struct vm_foreign f[MMN_FOREIGN_MAX];
+	unsigned int n;
+	uint64_t degraded;
+
+	if (monitor & MMN_MONITOR_PATCH)
+		vm_hooks_recheck();
+	if (monitor & MMN_MONITOR_INTERPOSE)
+		vm_interpose_install();
+	for (int i = 0; i < MMN_CALL_COUNT; i++)
+		cov->method[i] = hook_method[i], cov->error[i] = hook_error[i];
+	cov->monitor = monitor;
+	n = vm_hooks_foreign(f, MMN_FOREIGN_MAX, &cov->foreign_rechains);
+	for (unsigned int i = 0; i < n; i++) {
+		struct mmn_foreign_hook *h = &cov->foreign[cov->foreign_count++];
+
+		h->call = f[i].call == VM_CALL_SBRK ? MMN_CALL_BRK : (enum mmn_process_call)f[i].call;
+		h->kind = MMN_FOREIGN_ENTRY_PATCH;
+		h->cover = MMN_COVER_BEFORE;
+		memcpy(h->object, f[i].object, sizeof(h->object));
+	}
+	n = vm_interpose_foreign(f, MMN_FOREIGN_MAX - cov->foreign_count);
+	for (unsigned int i = 0; i < n; i++) {
+		struct mmn_foreign_hook *h = &cov->foreign[cov->foreign_count++];
+
+		h->call = f[i].call == VM_CALL_SBRK ? MMN_CALL_BRK : (enum mmn_process_call)f[i].call;
+		h->kind = MMN_FOREIGN_SYMBOL;
+		h->cover = f[i].present ? MMN_COVER_BEFORE
+			   : cov->backstop ? MMN_COVER_AFTER : MMN_COVER_NOT;
+		memcpy(h->object, f[i].object, sizeof(h->object));
+	}
+	degraded = __atomic_load_n(&signal_degraded, __ATOMIC_RELAXED);
+	cov->signal_degraded = degraded;
+	pthread_mutex_lock(&init_lock);
+	if (degraded != signal_degraded_logged) {
+		signal_degraded_logged = degraded;
+		report(MMN_LOG_WARN, "event sources: mapping changes made from a signal handler that interrupted libmmn holding a domain lock were NOT invalidated before the change (see signal_degraded)");
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
 int mmn_process_coverage(struct mmn_process_coverage *cov)
 {
 	if (!cov)
@@ -391,5 +540,6 @@ int mmn_process_coverage(struct mmn_process_coverage *cov)
 	cov->fork_error = fork_error;
 	cov->fork_in_libc = fork_error == 0;
 	raw_coverage(cov);
+	foreign_coverage(cov);
 	return 0;
 }
