@@ -166,10 +166,15 @@ static unsigned char *trampoline_alloc(uintptr_t near, unsigned int size)
 	return slot;
 }
 
+/*
+ * The page stays executable while a slot is added: other threads may be
+ * running through the slots already in use (a re-chain happens while the
+ * process runs), and a non-executable page would fault them.
+ */
 static int trampolines_writable(bool writable)
 {
 	return (int)raw_syscall(SYS_mprotect, trampolines, PAGE,
-				PROT_READ | (writable ? PROT_WRITE : PROT_EXEC), 0, 0, 0);
+				PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0), 0, 0, 0);
 }
 
 /* `jmp rel32` at @at to @to; false if @to is out of reach. */

@@ -150,7 +150,19 @@ TEST(free_64mib_seen_before)
 	free(p);
 	expect_eq(__atomic_load_n(&w.calls, __ATOMIC_RELAXED), 1);
 	expect_eq(__atomic_load_n(&w.saw_old, __ATOMIC_RELAXED), 1);
-	expect_ge(__atomic_load_n(&ucx_events, __ATOMIC_RELAXED) - ucx0, 1);
+	/*
+	 * In bistro mode libucm's handler sits in libc's entry, chained behind
+	 * libmmn's, so it sees glibc's internal munmap. In reloc mode libucm
+	 * rewrites GOT slots, which glibc's internal calls never use: it sees
+	 * this unmap only when its own malloc hooks happen to own the block,
+	 * which varies from run to run (about 6 in 10 here), so only libmmn's
+	 * guarantee is checked there.
+	 */
+	if (bistro)
+		expect_ge(__atomic_load_n(&ucx_events, __ATOMIC_RELAXED) - ucx0, 1);
+	else
+		printf("%s: reloc mode: libucm saw %lu events (not checked)\n", __func__,
+		       __atomic_load_n(&ucx_events, __ATOMIC_RELAXED) - ucx0);
 	watch_off(&w);
 }
 
