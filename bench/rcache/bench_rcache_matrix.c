@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * bench_rcache_matrix: the correctness matrix. The rows of research/peers.md
- * 8.1, a raw-syscall munmap and an mmap(MAP_FIXED) over the range; each row
+ * bench_rcache_matrix: the correctness matrix. The rows are the ways a mapping
+ * changes under a registration cache that the study of UCX, libfabric and MPI
+ * behind this project listed (numbered 1-12), a raw-syscall munmap and an mmap(MAP_FIXED) over the range; each row
  * registers a buffer, changes its memory, maps new memory at the same address
  * and gets again: a registration that still shows the old content is a stale
  * hit. One column per system (table `columns`), each in its own child:
@@ -34,7 +35,7 @@ static const char *const row_name[NROWS] = {
 	"free() of 64 x 100 KiB: glibc heap trim",
 	"mmap(MAP_FIXED) over the range",
 };
-/* peers.md 8.1 numbering, 0 for the rows added here */
+/* the study's row numbers, 0 for the rows added here */
 static const int row_ref[NROWS] = { 1, 2, 3, 4, 5, 6, 6, 7, 8, 9, 10, 11, 12, 0 };
 
 /*
