@@ -30,7 +30,11 @@ static long pg;
 static struct fid_mem_monitor *mon;
 static struct fi_ops_mem_notify *libfabric_notify;	/* what fi_import installed */
 static unsigned char *watched;
-static unsigned int notified, saw_old;
+/*
+ * Volatile: they change inside free(), which the compiler assumes touches
+ * no other memory, so a plain load after free() could be folded away.
+ */
+static volatile unsigned int notified, saw_old;
 static unsigned long last_addr, last_len;
 
 static void wrap_notify(struct fid_mem_monitor *m, const void *addr, size_t len)
@@ -121,6 +125,9 @@ TEST(free_and_madvise_notify_before)
 		assert_true(block != NULL);
 		p = (unsigned char *)(((unsigned long)block + 2 * pg) & ~(pg - 1UL));
 		memset(block, 0x6d, len);
+		/* The block escapes: an optimising compiler may otherwise drop the
+		 * memset, and the malloc and free with it (seen at -O2). */
+		__asm__ volatile("" : : "r"(block) : "memory");
 		notified = saw_old = 0;
 		watched = p;
 		free(block);
