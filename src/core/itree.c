@@ -50,6 +50,44 @@ struct mmn_ix_node {
 
 _Static_assert(MIN >= 2 && 2 * MIN <= FAN, "merges must fit in one node");
 
+/*
+ * The lock-free probe (mmn_itree_probe_miss) reads pmax[], start[], ptr[], n
+ * and the tree's root and height while a writer may be changing them. So
+ * every store to those is atomic (the writer's own reads stay plain: only
+ * stores can race with the probe's loads; last[] and parent are never read
+ * by the probe and stay plain). Release stores here and acquire loads in the
+ * probe instead of the seqlock's two fences: a probe that reads any store of
+ * a write section also sees the odd generation stored before it, and none of
+ * its loads can pass its final load of the generation. On x86 both are plain
+ * moves; and sanitizers understand them, which they do not fences.
+ */
+#define ST(lv, v) __atomic_store_n(&(lv), (v), __ATOMIC_RELEASE)
+#define LD(lv) __atomic_load_n(&(lv), __ATOMIC_ACQUIRE)
+
+static void set_n(struct mmn_ix_node *x, unsigned int n)
+{
+	ST(x->n, n);
+}
+
+/* A change of the tree's shape starts: the generation turns odd. */
+static void write_begin(struct mmn_itree *t)
+{
+	/*
+	 * Sequentially consistent: a probe announces itself (mmn_fast_enter's
+	 * SC increment) before its SC load of gen, and the notifier core scans
+	 * the announcements after this store, so one of them sees the other.
+	 * The node stores below are release stores, so none of them becomes
+	 * visible before the odd value.
+	 */
+	__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_SEQ_CST);
+}
+
+/* ... and ends: even again, and every node store before it is published. */
+static void write_end(struct mmn_itree *t)
+{
+	__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_SEQ_CST);
+}
+
 static unsigned long node_max(const struct mmn_ix_node *x)
 {
 	return x->pmax[x->n - 1];
@@ -64,10 +102,10 @@ static void prefix(struct mmn_ix_node *x)
 	for (i = 0; i < x->n; i++) {
 		if (x->last[i] > m)
 			m = x->last[i];
-		x->pmax[i] = m;
+		ST(x->pmax[i], m);
 	}
 	for (; i < FAN; i++)
-		x->pmax[i] = ULONG_MAX;
+		ST(x->pmax[i], ULONG_MAX);
 }
 
 /* The first entry whose prefix maximum reaches @s (FAN if none). */
@@ -112,22 +150,30 @@ static unsigned int index_in_parent(const struct mmn_ix_node *x)
 	return i;
 }
 
+static void set_entry(struct mmn_ix_node *x, unsigned int i, unsigned long start,
+		      unsigned long last, void *ptr)
+{
+	ST(x->start[i], start);
+	x->last[i] = last;
+	ST(x->ptr[i], ptr);
+}
+
 static void copy_entry(struct mmn_ix_node *to, unsigned int ti,
 		       const struct mmn_ix_node *from, unsigned int fi)
 {
-	to->start[ti] = from->start[fi];
-	to->last[ti] = from->last[fi];
-	to->ptr[ti] = from->ptr[fi];
+	set_entry(to, ti, from->start[fi], from->last[fi], from->ptr[fi]);
 }
 
 /* Move entries [i, n) of @x by @by slots (+1: right, -1: left). */
 static void shift(struct mmn_ix_node *x, unsigned int i, int by)
 {
-	size_t k = x->n - i;
-
-	memmove(&x->start[(int)i + by], &x->start[i], k * sizeof(x->start[0]));
-	memmove(&x->last[(int)i + by], &x->last[i], k * sizeof(x->last[0]));
-	memmove(&x->ptr[(int)i + by], &x->ptr[i], k * sizeof(x->ptr[0]));
+	if (by > 0) {
+		for (unsigned int j = x->n; j-- > i;)
+			copy_entry(x, j + 1, x, j);
+	} else {
+		for (unsigned int j = i; j < x->n; j++)
+			copy_entry(x, j - 1, x, j);
+	}
 }
 
 /* @x changed: recompute it and the path above it. */
@@ -139,7 +185,7 @@ static void fix_up(struct mmn_ix_node *x)
 	while ((p = x->parent)) {
 		unsigned int i = index_in_parent(x);
 
-		p->start[i] = x->start[0];
+		ST(p->start[i], x->start[0]);
 		p->last[i] = node_max(x);
 		prefix(p);
 		x = p;
@@ -157,7 +203,7 @@ static struct mmn_ix_node *take(struct mmn_itree *t, bool leaf)
 	t->nr_spare--;
 	t->nr_nodes++;
 	x->parent = NULL;
-	x->n = 0;
+	set_n(x, 0);
 	x->leaf = leaf;
 	return x;
 }
@@ -181,10 +227,8 @@ static void insert_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 
 	if (x->n < FAN) {
 		shift(x, pos, 1);
-		x->start[pos] = start;
-		x->last[pos] = last;
-		x->ptr[pos] = ptr;
-		x->n++;
+		set_entry(x, pos, start, last, ptr);
+		set_n(x, x->n + 1);
 		set_link(x, pos);
 		fix_up(x);
 		return;
@@ -206,19 +250,14 @@ static void insert_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 	keep = pos == FAN ? FAN + 1 - MIN : pos == 0 ? MIN : (FAN + 1) / 2;
 	r = take(t, x->leaf);
 	t->splits++;
-	for (i = 0; i < keep; i++) {
-		x->start[i] = tstart[i];
-		x->last[i] = tlast[i];
-		x->ptr[i] = tptr[i];
-	}
-	x->n = keep;
+	for (i = 0; i < keep; i++)
+		set_entry(x, i, tstart[i], tlast[i], tptr[i]);
+	set_n(x, keep);
 	if (pos < keep)
 		set_link(x, pos);
 	for (i = keep; i <= FAN; i++) {
-		r->start[i - keep] = tstart[i];
-		r->last[i - keep] = tlast[i];
-		r->ptr[i - keep] = tptr[i];
-		r->n++;
+		set_entry(r, i - keep, tstart[i], tlast[i], tptr[i]);
+		set_n(r, r->n + 1);
 		set_link(r, i - keep);
 	}
 	prefix(x);
@@ -228,23 +267,20 @@ static void insert_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 	if (!p) {
 		/* @x was the root: the tree grows a level. */
 		root = take(t, false);
-		root->n = 2;
-		root->ptr[0] = x;
-		root->ptr[1] = r;
-		root->start[0] = x->start[0];
-		root->start[1] = r->start[0];
-		root->last[0] = node_max(x);
-		root->last[1] = node_max(r);
+		set_entry(root, 0, x->start[0], node_max(x), x);
+		set_entry(root, 1, r->start[0], node_max(r), r);
+		set_n(root, 2);
 		x->parent = root;
 		r->parent = root;
 		prefix(root);
-		t->root = root;
-		t->height++;
+		/* Height first: a probe that sees the new root must not stop early. */
+		ST(t->height, t->height + 1);
+		ST(t->root, root);
 		t->grows++;
 		return;
 	}
 	i = index_in_parent(x);
-	p->start[i] = x->start[0];
+	ST(p->start[i], x->start[0]);
 	p->last[i] = node_max(x);
 	insert_entry(t, p, i + 1, r->start[0], node_max(r), r);
 }
@@ -254,9 +290,12 @@ void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node)
 	const unsigned long key = node->start;
 	struct mmn_ix_node *x;
 
+	write_begin(tree);
 	if (!tree->root) {
-		tree->root = take(tree, true);
-		tree->height = 1;
+		x = take(tree, true);
+		prefix(x);
+		ST(tree->height, 1u);
+		ST(tree->root, x);
 	}
 	x = tree->root;
 	while (!x->leaf) {
@@ -267,6 +306,7 @@ void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node)
 	}
 	tree->count++;
 	insert_entry(tree, x, count_le(x, key), node->start, node->last, node);
+	write_end(tree);
 }
 
 /* Remove entry @i of @x, merging or borrowing upwards as needed. */
@@ -276,17 +316,17 @@ static void remove_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 	unsigned int ci, k;
 
 	shift(x, i + 1, -1);
-	x->n--;
+	set_n(x, x->n - 1);
 	if (x == t->root) {
 		if (x->n == 0) {
 			give(t, x);
-			t->root = NULL;
-			t->height = 0;
+			ST(t->root, NULL);
+			ST(t->height, 0u);
 		} else if (!x->leaf && x->n == 1) {
 			/* An inner root with one child: the tree loses a level. */
-			t->root = x->ptr[0];
+			ST(t->root, (struct mmn_ix_node *)x->ptr[0]);
 			t->root->parent = NULL;
-			t->height--;
+			ST(t->height, t->height - 1);
 			t->shrinks++;
 			give(t, x);
 		} else {
@@ -308,9 +348,9 @@ static void remove_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 			t->borrows++;
 			shift(x, 0, 1);
 			copy_entry(x, 0, s, s->n - 1);
-			x->n++;
+			set_n(x, x->n + 1);
 			set_link(x, 0);
-			s->n--;
+			set_n(s, s->n - 1);
 			prefix(s);
 			p->last[ci - 1] = node_max(s);
 			fix_up(x);
@@ -321,7 +361,7 @@ static void remove_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 		for (k = 0; k < x->n; k++) {
 			copy_entry(s, s->n, x, k);
 			set_link(s, s->n);
-			s->n++;
+			set_n(s, s->n + 1);
 		}
 		prefix(s);
 		p->last[ci - 1] = node_max(s);
@@ -335,11 +375,11 @@ static void remove_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 		t->borrows++;
 		copy_entry(x, x->n, s, 0);
 		set_link(x, x->n);
-		x->n++;
+		set_n(x, x->n + 1);
 		shift(s, 1, -1);
-		s->n--;
+		set_n(s, s->n - 1);
 		prefix(s);
-		p->start[1] = s->start[0];
+		ST(p->start[1], s->start[0]);
 		p->last[1] = node_max(s);
 		fix_up(x);
 		return;
@@ -349,10 +389,10 @@ static void remove_entry(struct mmn_itree *t, struct mmn_ix_node *x, unsigned in
 	for (k = 0; k < s->n; k++) {
 		copy_entry(x, x->n, s, k);
 		set_link(x, x->n);
-		x->n++;
+		set_n(x, x->n + 1);
 	}
 	prefix(x);
-	p->start[0] = x->start[0];
+	ST(p->start[0], x->start[0]);
 	p->last[0] = node_max(x);
 	give(t, s);
 	remove_entry(t, p, 1);
@@ -365,8 +405,10 @@ void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node)
 
 	while (x->ptr[i] != node)
 		i++;
+	write_begin(tree);
 	tree->count--;
 	remove_entry(tree, x, i);
+	write_end(tree);
 	node->leaf = NULL;
 }
 
@@ -454,6 +496,81 @@ struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it)
 	return NULL;
 }
 
+/* Is the generation still @g? Every earlier LD() was an acquire load: they are done. */
+static bool probe_valid(const struct mmn_itree *t, unsigned long g)
+{
+	return __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE) == g;
+}
+
+/*
+ * The lock-free miss test. A seqlock read: load the generation (odd: a
+ * writer is inside, give up), read the path optimistically, and believe what
+ * was read only if the generation has not moved. Before it follows a child
+ * pointer it checks the generation, so it only ever dereferences a node that
+ * was in the tree at generation @g: every node it reads is a struct
+ * mmn_ix_node (nodes are never freed while a probe may run, see
+ * mmn_itree_spare_trim's callers), never a notifier a leaf points to. Torn
+ * values read between two checks are only compared and used as indices
+ * (clamped), never followed. A notifier is never dereferenced at all.
+ *
+ * The first load of the generation is sequentially consistent: the caller
+ * announced the probe with a sequentially consistent store just before (see
+ * notifier.c, "The lock-free miss"), and write_begin()'s store is one too.
+ */
+#if defined(__GNUC__) && !defined(__clang__)
+/* Keep the search's branches: if-converted to cmovs they form a dependent chain. */
+__attribute__((optimize("no-if-conversion", "no-if-conversion2")))
+#endif
+bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
+			  unsigned long last)
+{
+	const unsigned long g = __atomic_load_n(&tree->gen, __ATOMIC_SEQ_CST);
+	const struct mmn_ix_node *x, *next;
+	unsigned int h, n, d, i;
+
+	if (g & 1)
+		return false;
+	x = LD(tree->root);
+	h = LD(tree->height);
+	if (!probe_valid(tree, g))
+		return false;
+	if (!x)
+		return true;	/* empty at generation g */
+	n = LD(x->n);
+	if (n == 0 || n > FAN || h == 0 || h > MMN_IX_MAX_HEIGHT)
+		return false;	/* torn */
+	if (LD(x->pmax[n - 1]) < start)
+		return probe_valid(tree, g);	/* everything ends before @start */
+	for (d = 1;; d++) {
+		/*
+		 * The first entry that reaches @start (at most FAN - 1): a
+		 * binary search over the sorted prefix maxima, with branches
+		 * rather than the walk's count. When lookups repeat, the
+		 * branches predict and only the pointer chain is on the
+		 * critical path.
+		 */
+		_Static_assert(FAN == 16, "the search below has four steps");
+		i = 0;
+		if (LD(x->pmax[i + 7]) < start)
+			i += 8;
+		if (LD(x->pmax[i + 3]) < start)
+			i += 4;
+		if (LD(x->pmax[i + 1]) < start)
+			i += 2;
+		if (LD(x->pmax[i]) < start)
+			i += 1;
+		if (d == h)
+			break;
+		next = LD(x->ptr[i]);
+		if (!probe_valid(tree, g) || !next)
+			return false;
+		x = next;
+	}
+	if (LD(x->start[i]) <= last)
+		return false;	/* a hit, or torn: the locked path decides */
+	return probe_valid(tree, g);
+}
+
 /* The tallest tree that @n intervals can make, in levels. */
 static size_t max_height(size_t n)
 {
@@ -494,6 +611,8 @@ struct mmn_ix_node *mmn_itree_nodes_alloc(size_t n)
 			errno = ENOMEM;
 			return NULL;
 		}
+		/* A probe may read any slot of a node it reaches: no garbage. */
+		memset(x, 0, sizeof(*x));
 		x->parent = list;
 		list = x;
 	}

@@ -26,9 +26,12 @@
  * allocating -- which is what lets the notifier core apply deferred inserts
  * inside mmn_invalidate_range_end(), in a free() or munmap hook.
  *
- * Not thread-safe: the caller serialises changes, and readers rely on the
- * tree not changing while they walk (the notifier core's odd period, see
- * notifier.c).
+ * Not thread-safe: the caller serialises changes, and walkers (first/next)
+ * rely on the tree not changing while they walk (the notifier core's odd
+ * period, see notifier.c). The one exception is mmn_itree_probe_miss(): a
+ * seqlock reader that may run during any change, validated by the tree's
+ * generation. It needs the nodes to stay readable memory while it runs: the
+ * caller frees nodes (mmn_itree_nodes_free) only when no probe can be inside.
  */
 #ifndef MMN_ITREE_H
 #define MMN_ITREE_H
@@ -46,6 +49,11 @@
 struct mmn_ix_node;
 
 struct mmn_itree {
+	/*
+	 * Generation: odd while an insert or removal changes the tree, bumped
+	 * twice by each; what lets mmn_itree_probe_miss() read without a lock.
+	 */
+	unsigned long gen;
 	struct mmn_ix_node *root;	/* NULL when empty */
 	unsigned int height;		/* levels, leaves included; 0 when empty */
 	size_t count;			/* intervals */
@@ -78,6 +86,15 @@ MMN_HIDDEN struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       unsigned long start, unsigned long last);
 /* The next one after the last returned by @it; NULL when there is none. */
 MMN_HIDDEN struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it);
+
+/*
+ * Lock-free and allocation-free: true only if no interval of the tree
+ * overlaps [start, last] at one moment during the call (a linearisable
+ * miss); false on a hit and whenever a concurrent change got in the way (the
+ * caller then asks again under its lock). Never dereferences a notifier.
+ */
+MMN_HIDDEN bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
+				     unsigned long last);
 
 /*
  * Spare nodes the tree must hold so that @inserts inserts (and any removals)

@@ -88,6 +88,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define MMN_HAVE_SINGLE_THREADED 1
+#endif
+#endif
+
 #include "fork.h"
 #include "internal.h"
 #include "itree.h"
@@ -115,6 +122,22 @@ struct walk_counters {
 	uint64_t warnings;
 } __attribute__((aligned(64)));
 
+/*
+ * The lock-free miss's announcements (see "The lock-free miss" below): each
+ * thread uses one slot, picked once per thread, so threads mostly write lines
+ * of their own. A slot's low FAST_ACTIVE_BITS count the lock-free regions
+ * open in it now; the bits above count every lock-free region ever opened in
+ * it (the invalidations statistic; they wrap after 2^40).
+ */
+#define FAST_SLOTS 16
+#define FAST_ACTIVE_BITS 24
+#define FAST_ONE (1ul + (1ul << FAST_ACTIVE_BITS))	/* one open, one counted */
+#define FAST_ACTIVE_MASK ((1ul << FAST_ACTIVE_BITS) - 1)
+
+struct fast_slot {
+	unsigned long v;		/* atomic */
+} __attribute__((aligned(64)));
+
 struct mmn_mm {
 	pthread_mutex_t lock;
 	pthread_cond_t wq;		/* broadcast on odd->even */
@@ -123,8 +146,13 @@ struct mmn_mm {
 	 * read_begin's fast path (acquire), see mmn_interval_read_begin().
 	 */
 	unsigned long invalidate_seq;
+	/* Regions opened under the lock (lock-free ones: fast[], below). */
 	unsigned long active_invalidate_ranges;
-	struct mmn_itree itree;
+	/*
+	 * Read by the lock-free miss: its own lines, apart from the counters
+	 * that every locked operation writes.
+	 */
+	struct mmn_itree itree __attribute__((aligned(64)));
 	struct mmn_interval_notifier *deferred_head;	/* FIFO, D4 */
 	struct mmn_interval_notifier **deferred_tailp;
 	unsigned long nr_deferred;
@@ -145,6 +173,7 @@ struct mmn_mm {
 	struct mmn_mm *fork_next;	/* on the domains list, under domains_lock */
 	struct mmn_mm **fork_pprev;
 	struct walk_counters walk;
+	struct fast_slot fast[FAST_SLOTS];
 };
 
 /* Every live domain, for the fork handlers. Lock order: domains_lock, mm->lock. */
@@ -196,6 +225,23 @@ static struct mmn_range **open_find(const struct mmn_range *range)
 }
 
 /*
+ * A range's open_mm: the domain its open region is on, with bit 0 set when
+ * the region is lock-free (see "The lock-free miss"; domains are aligned to
+ * 64 bytes, so the bit is free).
+ */
+#define OPEN_LOCKFREE ((uintptr_t)1)
+
+static struct mmn_mm *open_domain(const struct mmn_range *r)
+{
+	return (struct mmn_mm *)((uintptr_t)r->open_mm & ~OPEN_LOCKFREE);
+}
+
+static bool open_lockfree(const struct mmn_range *r)
+{
+	return (uintptr_t)r->open_mm & OPEN_LOCKFREE;
+}
+
+/*
  * Does the calling thread keep @mm's period from ending? It does while it
  * runs a callback of @mm or has a region of @mm open: a period ends only when
  * its last open region does. Waiting for that period here would never end
@@ -206,7 +252,7 @@ static bool holds_period(struct mmn_mm *mm)
 	if (in_callback(mm))
 		return true;
 	for (const struct mmn_range *r = open_top; r; r = r->open_next)
-		if (r->open_mm == mm)
+		if (open_domain(r) == mm)
 			return true;
 	return false;
 }
@@ -289,8 +335,10 @@ static void mm_check_locked(struct mmn_mm *mm)
 	if (MMN_DEBUG >= 2 &&
 	    (err = mmn_itree_check(&mm->itree, mm->nr_subs - mm->itree.count)))
 		mmn_fatal(mm, err, NULL);
-	if (!mm->active_invalidate_ranges && (mm->invalidate_seq & 1))
-		mmn_fatal(mm, "odd sequence in an idle domain", NULL);
+	/*
+	 * An odd sequence with no region open is no error here: a lock-free
+	 * region may have just closed, its end on the way to this lock.
+	 */
 	if (mm->nr_deferred && !(mm->invalidate_seq & 1))
 		mmn_fatal(mm, "deferred items while the sequence is even", NULL);
 }
@@ -306,10 +354,15 @@ static unsigned long seq_load(const unsigned long *seq)
 	return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
 }
 
-/* Domain sequence: pairs with the acquire load in read_begin's fast path. */
+/*
+ * Domain sequence: pairs with the acquire load in read_begin's fast path.
+ * Sequentially consistent for the lock-free miss (see there): its end loads
+ * the sequence after closing its region, an insert loads the regions after
+ * turning the sequence odd.
+ */
 static void mm_set_seq_locked(struct mmn_mm *mm, unsigned long seq)
 {
-	__atomic_store_n(&mm->invalidate_seq, seq, __ATOMIC_RELEASE);
+	__atomic_store_n(&mm->invalidate_seq, seq, __ATOMIC_SEQ_CST);
 }
 
 static void sub_set_state(struct mmn_interval_notifier *sub, enum sub_state state)
@@ -362,6 +415,164 @@ static void apply_deferred_locked(struct mmn_mm *mm)
 	}
 }
 
+/*
+ * The lock-free miss
+ * ------------------
+ * Most invalidations hit nothing (every free() and munmap of a process whose
+ * few registrations lie elsewhere). Such a region changes nothing in the
+ * domain, but it still has to count as open: an insert while it is open must
+ * make read_begin of the new notifier wait for it to end (the partially
+ * excluded case above), and an odd period must not end before it does. So
+ * mmn_invalidate_range_start() first tries this, with no lock:
+ *
+ *   start:  slot += 1 (SC)            announce: counted as an open region
+ *           probe the tree (itree.h): a seqlock read of the index, validated
+ *           by the tree's generation
+ *           miss  -> the region is open, lock-free; return
+ *           else  -> lock; active += 1; slot -= 1; the locked path below
+ *   end:    slot -= 1 (SC)
+ *           if seq is odd (SC load): lock, end the period if no region at
+ *           all is open any more
+ *
+ * The slot is one of FAST_SLOTS cache lines, one per thread (threads beyond
+ * FAST_SLOTS share): a miss writes no line that other threads write too, and
+ * reads only lines that change when the tree does.
+ *
+ * Why it is the kernel's protocol still. A region is open from its slot
+ * increment to its decrement; "regions open" is active_invalidate_ranges plus
+ * every slot's count. The orders that matter are two store-load pairs, all
+ * four accesses sequentially consistent (so of each pair, at least one side
+ * sees the other):
+ *
+ *  - probe vs insert. The start stores its slot, then loads the tree's
+ *    generation. An insert (under the lock) stores the odd generation, writes
+ *    the tree, then loads every slot (fast_active). Either the insert sees the
+ *    slot -- the region counts as open, so the insert turns the period odd
+ *    exactly as for a region opened under the lock -- or the probe's load
+ *    comes after the insert's generation store, and the probe either gives
+ *    up (odd, or changed under it) or sees the new interval, a hit, and takes
+ *    the locked path, which calls it. An insert that completed before the
+ *    start is always seen.
+ *  - end vs whoever makes the sequence odd. The end stores its decrement, then
+ *    loads the sequence. insert_partial_locked() stores the odd sequence,
+ *    then loads every slot. Either the insert sees the decrement (and, with no
+ *    region open, ends the period at once), or the end sees the odd value and
+ *    ends the period under the lock if it was the last region. The locked
+ *    inv_end() decrements under the lock and then loads the slots; a
+ *    lock-free region it still sees ends the period when it closes (its SC
+ *    load sees the odd value, which was stored before). So a period ends
+ *    exactly when its last region, locked or not, has ended -- never earlier,
+ *    and never is it left odd with none open.
+ *
+ * A miss during an odd period joins it, as in the kernel: the period waits for
+ * it. The probe reads nodes that a concurrent insert or removal may be moving
+ * or giving back to the spare list: nodes are therefore freed only when no
+ * slot is counted after the change (mm_trim_spare_locked), or by destroy
+ * (which must not race with any call). After the decrement the end still
+ * loads the sequence; that is no use after free, as mmn_mm_destroy() must not
+ * race with the _end call.
+ *
+ * Model: notifier.pml's lock-free region (fast_region).
+ */
+
+static unsigned int fast_slot_next;	/* atomic: slots handed out */
+/* This thread's slot + 1 (0: none yet); the same in every domain. */
+static __thread unsigned int fast_slot_id __attribute__((tls_model("initial-exec")));
+
+static struct fast_slot *fast_slot(struct mmn_mm *mm)
+{
+	unsigned int id = fast_slot_id;
+
+	if (!id) {
+		id = __atomic_fetch_add(&fast_slot_next, 1, __ATOMIC_RELAXED) % FAST_SLOTS + 1;
+		fast_slot_id = id;
+	}
+	return &mm->fast[id - 1];
+}
+
+/*
+ * Add @delta to @slot: an atomic, sequentially consistent read-modify-write.
+ * Except in a single-threaded process on x86-64, where it is one unlocked
+ * add instruction, as glibc's own mutex does there (pthread_mutex_lock skips
+ * its atomic instruction when __libc_single_threaded says no other thread
+ * exists): no other thread can read the slot, and an instruction is atomic
+ * with respect to a signal handler on this thread. A locked instruction
+ * costs 7-8 ns on the VM of bench/README.md, the whole miss path about the
+ * same. Only this thread can create the second thread, and pthread_create
+ * orders this add before everything the new thread does.
+ */
+static void slot_add(struct fast_slot *slot, unsigned long delta)
+{
+#if defined(MMN_HAVE_SINGLE_THREADED) && defined(__x86_64__)
+	if (__libc_single_threaded) {
+		__asm__ __volatile__("addq %1, %0" : "+m"(slot->v) : "er"(delta) : "memory");
+		return;
+	}
+#endif
+	__atomic_fetch_add(&slot->v, delta, __ATOMIC_SEQ_CST);
+}
+
+/* Lock-free regions open now. Sequentially consistent loads: see above. */
+static unsigned long fast_active(struct mmn_mm *mm)
+{
+	unsigned long n = 0;
+
+	for (unsigned int i = 0; i < FAST_SLOTS; i++)
+		n += __atomic_load_n(&mm->fast[i].v, __ATOMIC_SEQ_CST) & FAST_ACTIVE_MASK;
+	return n;
+}
+
+/* Lock-free regions ever opened (statistics). */
+static uint64_t fast_opened(struct mmn_mm *mm)
+{
+	uint64_t n = 0;
+
+	for (unsigned int i = 0; i < FAST_SLOTS; i++)
+		n += __atomic_load_n(&mm->fast[i].v, __ATOMIC_RELAXED) >> FAST_ACTIVE_BITS;
+	return n;
+}
+
+/* Regions open now, locked and lock-free; the caller holds the lock. */
+static unsigned long regions_open_locked(struct mmn_mm *mm)
+{
+	return mm->active_invalidate_ranges + fast_active(mm);
+}
+
+/* The odd->even transition, if the period is odd and its last region is gone. */
+static void end_period_if_idle_locked(struct mmn_mm *mm)
+{
+	if (!(mm->invalidate_seq & 1) || regions_open_locked(mm))
+		return;
+	mm_set_seq_locked(mm, mm->invalidate_seq + 1);
+	apply_deferred_locked(mm);
+	/* Under the lock: once it is dropped, the domain may be freed. */
+	if (mm->nr_waiters)
+		pthread_cond_broadcast(&mm->wq);
+}
+
+/*
+ * Open a region that hits nothing, without the lock. On false the slot stays
+ * counted: the caller moves the region to the locked path (inv_start_range).
+ */
+static bool inv_start_fast(struct mmn_mm *mm, const struct mmn_range *range,
+			   struct fast_slot *slot)
+{
+	slot_add(slot, FAST_ONE);
+	return mmn_itree_probe_miss(&mm->itree, range->start, range->end - 1);
+}
+
+/* Close a lock-free region. */
+static void inv_end_fast(struct mmn_mm *mm, struct fast_slot *slot)
+{
+	slot_add(slot, -1ul);
+	if (__atomic_load_n(&mm->invalidate_seq, __ATOMIC_SEQ_CST) & 1) {
+		mm_lock(mm);
+		end_period_if_idle_locked(mm);
+		mm_check_locked(mm);
+		mm_unlock(mm);
+	}
+}
+
 void mmn_fork_lock_all(void)
 {
 	pthread_mutex_lock(&domains_lock);
@@ -384,6 +595,8 @@ void mmn_fork_unlock_all(bool child)
 		pthread_cond_init(&mm->wq, NULL);
 		mm->nr_waiters = 0;
 		mm->active_invalidate_ranges = 0;
+		for (unsigned int i = 0; i < FAST_SLOTS; i++)
+			mm->fast[i].v &= ~FAST_ACTIVE_MASK;
 		if (mm->invalidate_seq & 1) {
 			mm->invalidate_seq++;
 			apply_deferred_locked(mm);
@@ -486,7 +699,7 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 		return 0;
 	pthread_mutex_lock(&domains_lock);
 	mm_lock(mm);
-	busy = mm->nr_subs || mm->active_invalidate_ranges || mm->nr_waiters ||
+	busy = mm->nr_subs || regions_open_locked(mm) || mm->nr_waiters ||
 	       mm->nr_deferred;
 	mm_unlock(mm);
 	if (!busy) {
@@ -556,9 +769,17 @@ static int mm_reserve_insert_locked(struct mmn_mm *mm)
 	}
 }
 
-/* Spare nodes beyond what the next insert needs; free them after unlocking. */
+/*
+ * Spare nodes beyond what the next insert needs; free them after unlocking.
+ * None while a lock-free region is open: its probe may still be reading a
+ * node that just left the tree. The loads come after the change's
+ * generation store (both SC), so a probe not counted yet will find the tree
+ * without those nodes. Kept nodes are trimmed by a later removal.
+ */
 static struct mmn_ix_node *mm_trim_spare_locked(struct mmn_mm *mm)
 {
+	if (fast_active(mm))
+		return NULL;
 	return mmn_itree_spare_trim(&mm->itree, mm->nr_subs - mm->itree.count + 1);
 }
 
@@ -594,13 +815,21 @@ int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 		return -ENOMEM;
 	}
 	seq = mm->invalidate_seq;
-	if (mm->active_invalidate_ranges) {
-		if (seq & 1) {
-			/* Walks may be running: join the tree when they end. */
-			deferred_add_locked(mm, sub);
-			mm->deferred_inserts++;
-			sub_set_state(sub, SUB_PENDING_INSERT);
-		} else {
+	if (seq & 1) {
+		/* Walks may be running: join the tree when they end. */
+		deferred_add_locked(mm, sub);
+		mm->deferred_inserts++;
+		sub_set_state(sub, SUB_PENDING_INSERT);
+		__atomic_store_n(&sub->invalidate_seq, seq, __ATOMIC_RELEASE);
+	} else {
+		/*
+		 * Into the tree first, then look for open regions: a lock-free
+		 * one that this does not see will see the interval (see "The
+		 * lock-free miss").
+		 */
+		mmn_itree_insert(&mm->itree, &sub->node);
+		sub_set_state(sub, SUB_IN_TREE);
+		if (regions_open_locked(mm)) {
 			/*
 			 * An open region may cover this interval without having
 			 * called it: force full exclusion so that read_begin
@@ -608,15 +837,13 @@ int mmn_interval_notifier_insert(struct mmn_interval_notifier *sub,
 			 */
 			seq |= 1;
 			mm_set_seq_locked(mm, seq);
-			mmn_itree_insert(&mm->itree, &sub->node);
-			sub_set_state(sub, SUB_IN_TREE);
+			__atomic_store_n(&sub->invalidate_seq, seq, __ATOMIC_RELEASE);
+			/* The lock-free ones may all have closed meanwhile. */
+			end_period_if_idle_locked(mm);
+		} else {
+			/* Odd, and so unequal to the idle domain's even value. */
+			__atomic_store_n(&sub->invalidate_seq, seq - 1, __ATOMIC_RELEASE);
 		}
-		__atomic_store_n(&sub->invalidate_seq, seq, __ATOMIC_RELEASE);
-	} else {
-		mmn_itree_insert(&mm->itree, &sub->node);
-		sub_set_state(sub, SUB_IN_TREE);
-		/* Odd, and so unequal to the idle domain's even value. */
-		__atomic_store_n(&sub->invalidate_seq, seq - 1, __ATOMIC_RELEASE);
 	}
 	mm->nr_subs++;
 	mm_check_locked(mm);
@@ -772,13 +999,23 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
 					      unsigned long *cur_seq,
-					      struct mmn_itree_iter *it)
+					      struct mmn_itree_iter *it,
+					      struct fast_slot *slot)
 {
 	struct mmn_itree_node *node;
 
 	mm_lock(mm);
 	mm->active_invalidate_ranges++;
-	mm->invalidations++;
+	if (slot) {
+		/*
+		 * The lock-free probe gave up: the region moves here. Counted
+		 * under the lock before it leaves its slot, so it is open all
+		 * along; and it was counted as an invalidation there already.
+		 */
+		slot_add(slot, -1ul);
+	} else {
+		mm->invalidations++;
+	}
 	node = mmn_itree_first(&mm->itree, it, range->start, range->end - 1);
 	if (node) {
 		mm->invalidations_hit++;
@@ -800,13 +1037,8 @@ static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
 			 NULL, range->start, range->end);
 		return;
 	}
-	if (--mm->active_invalidate_ranges == 0 && (mm->invalidate_seq & 1)) {
-		mm_set_seq_locked(mm, mm->invalidate_seq + 1);
-		apply_deferred_locked(mm);
-		/* Under the lock: once it is dropped, the domain may be freed. */
-		if (mm->nr_waiters)
-			pthread_cond_broadcast(&mm->wq);
-	}
+	--mm->active_invalidate_ranges;
+	end_period_if_idle_locked(mm);
 	mm_check_locked(mm);
 	mm_unlock(mm);
 }
@@ -822,7 +1054,8 @@ static void count(uint64_t *counter, uint64_t n)
  * sequence keeps the tree still), then every queued finish in the same order.
  * Returns 0 with the region open, or -EAGAIN with the region closed.
  */
-static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
+static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range,
+			    struct fast_slot *slot)
 {
 	struct mmn_finish *finishes = NULL, **finish_tail = &finishes, *f, *next;
 	struct cb_frame frame = { .mm = mm, .prev = cb_top };
@@ -832,7 +1065,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 	uint64_t called = 0, finished = 0;
 	int ret = 0, cancel_state;
 
-	node = inv_start_range(mm, range, &cur_seq, &it);
+	node = inv_start_range(mm, range, &cur_seq, &it, slot);
 	if (!node)
 		return 0;
 
@@ -897,6 +1130,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 
 static int range_start(struct mmn_range *range, bool blockable)
 {
+	struct fast_slot *slot;
 	struct mmn_range **link;
 	int ret;
 
@@ -916,7 +1150,12 @@ static int range_start(struct mmn_range *range, bool blockable)
 	range->open_mm = range->mm;
 	range->open_next = open_top;
 	open_top = range;
-	ret = itree_invalidate(range->mm, range);
+	slot = fast_slot(range->mm);
+	if (inv_start_fast(range->mm, range, slot)) {
+		range->open_mm = (struct mmn_mm *)((uintptr_t)range->mm | OPEN_LOCKFREE);
+		return 0;
+	}
+	ret = itree_invalidate(range->mm, range, slot);
 	if (ret) {
 		/* The walk closed the region. */
 		link = open_find(range);
@@ -941,6 +1180,7 @@ void mmn_invalidate_range_end(struct mmn_range *range)
 {
 	struct mmn_range **link;
 	struct mmn_mm *mm;
+	bool lockfree;
 
 	/* Open on this thread: closed on the domain it was opened on. */
 	link = range ? open_find(range) : NULL;
@@ -959,11 +1199,15 @@ void mmn_invalidate_range_end(struct mmn_range *range)
 			 NULL, range->start, range->end);
 		return;
 	}
-	mm = range->open_mm;
+	mm = open_domain(range);
+	lockfree = open_lockfree(range);
 	*link = range->open_next;
 	range->open_next = NULL;
 	range->open_mm = NULL;
-	inv_end(mm, range);
+	if (lockfree)
+		inv_end_fast(mm, fast_slot(mm));
+	else
+		inv_end(mm, range);
 }
 
 void mmn_mm_release(struct mmn_mm *mm)
@@ -980,7 +1224,7 @@ void mmn_mm_release(struct mmn_mm *mm)
 	mm->releases++;
 	mm_unlock(mm);
 	/* Blockable: a false return only warns, so this cannot fail. */
-	itree_invalidate(mm, &range);
+	itree_invalidate(mm, &range, NULL);
 	inv_end(mm, &range);
 }
 
@@ -990,7 +1234,7 @@ int mmn_mm_get_stats(struct mmn_mm *mm, struct mmn_stats *st)
 		return -EINVAL;
 	mm_lock(mm);
 	*st = (struct mmn_stats){
-		.invalidations = mm->invalidations,
+		.invalidations = mm->invalidations + fast_opened(mm),
 		.invalidations_hit = mm->invalidations_hit,
 		.releases = mm->releases,
 		.deferred_inserts = mm->deferred_inserts,
@@ -998,7 +1242,7 @@ int mmn_mm_get_stats(struct mmn_mm *mm, struct mmn_stats *st)
 		.read_begin_waits = mm->read_begin_waits,
 		.remove_waits = mm->remove_waits,
 		.seq = mm->invalidate_seq,
-		.active = mm->active_invalidate_ranges,
+		.active = regions_open_locked(mm),
 		.notifiers = mm->nr_subs,
 		.deferred = mm->nr_deferred,
 	};
@@ -1020,7 +1264,7 @@ int mmn_mm_test_set_seq(struct mmn_mm *mm, unsigned long seq)
 	int ret = 0;
 
 	mm_lock(mm);
-	if (mm->active_invalidate_ranges || (seq & 1))
+	if (regions_open_locked(mm) || (seq & 1))
 		ret = -EBUSY;
 	else
 		mm_set_seq_locked(mm, seq);
@@ -1052,7 +1296,7 @@ const char *mmn_mm_test_check(struct mmn_mm *mm)
 		err = "deferred list length out of step with its count";
 	if (!err && mm->itree.count + pending_inserts != mm->nr_subs)
 		err = "notifier count out of step with the tree";
-	if (!err && !mm->active_invalidate_ranges && (mm->invalidate_seq & 1))
+	if (!err && !regions_open_locked(mm) && (mm->invalidate_seq & 1))
 		err = "odd sequence in an idle domain";
 	mm_unlock(mm);
 	return err;
