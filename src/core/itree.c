@@ -49,6 +49,7 @@ struct mmn_ix_node {
 #define MIN MMN_IX_MIN
 
 _Static_assert(MIN >= 2 && 2 * MIN <= FAN, "merges must fit in one node");
+_Static_assert(FAN <= 64 && (FAN & (FAN - 1)) == 0, "the probe's search: a power of two, <= 64");
 
 /*
  * The lock-free probe (mmn_itree_probe_miss) reads pmax[], start[], ptr[], n
@@ -421,11 +422,12 @@ void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node)
 static void prefetch_node(const struct mmn_ix_node *x, bool leaf)
 {
 	const char *sel = leaf ? (const char *)x->start : (const char *)x->ptr;
+	const char *pm = (const char *)x->pmax;
 
-	__builtin_prefetch(&x->pmax[0]);
-	__builtin_prefetch(&x->pmax[MMN_IX_FAN - 1]);
-	__builtin_prefetch(sel);
-	__builtin_prefetch(sel + MMN_IX_FAN * sizeof(x->start[0]) - 1);
+	for (size_t o = 0; o < sizeof(x->pmax); o += 64) {
+		__builtin_prefetch(pm + o);
+		__builtin_prefetch(sel + o);
+	}
 }
 
 /*
@@ -544,21 +546,23 @@ bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
 	for (d = 1;; d++) {
 		/*
 		 * The first entry that reaches @start (at most FAN - 1): a
-		 * binary search over the sorted prefix maxima, with branches
+		 * binary search over the sorted prefix maxima (log2(FAN) steps,
+		 * unrolled), with branches
 		 * rather than the walk's count. When lookups repeat, the
 		 * branches predict and only the pointer chain is on the
 		 * critical path.
 		 */
-		_Static_assert(FAN == 16, "the search below has four steps");
 		i = 0;
-		if (LD(x->pmax[i + 7]) < start)
-			i += 8;
-		if (LD(x->pmax[i + 3]) < start)
-			i += 4;
-		if (LD(x->pmax[i + 1]) < start)
-			i += 2;
-		if (LD(x->pmax[i]) < start)
-			i += 1;
+#define PROBE_STEP(k)							\
+		if (FAN > (k) && LD(x->pmax[i + (k) - 1]) < start)	\
+			i += (k)
+		PROBE_STEP(32);
+		PROBE_STEP(16);
+		PROBE_STEP(8);
+		PROBE_STEP(4);
+		PROBE_STEP(2);
+		PROBE_STEP(1);
+#undef PROBE_STEP
 		if (d == h)
 			break;
 		next = LD(x->ptr[i]);

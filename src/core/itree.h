@@ -42,7 +42,7 @@
 #include "hidden.h"
 #include "mmn.h"
 
-#define MMN_IX_FAN 16		/* entries per node */
+#define MMN_IX_FAN 32		/* entries per node */
 #define MMN_IX_MIN 4		/* entries per node other than the root, at least */
 #define MMN_IX_MAX_HEIGHT 24	/* more than 2^40 intervals would need */
 
