@@ -538,13 +538,25 @@ static unsigned long regions_open_locked(struct mmn_mm *mm)
 	return mm->active_invalidate_ranges + fast_active(mm);
 }
 
-/* The odd->even transition, if the period is odd and its last region is gone. */
+/*
+ * The odd->even transition, if the period is odd and its last region is
+ * gone: apply the deferred list, then make the sequence even. Unless a
+ * lock-free region opened meanwhile -- its probe does not take the lock, and
+ * may have missed an interval that the deferred list has just put into the
+ * tree: such a region joins the period (as a region opened under the lock
+ * would have, before its end), so the sequence stays odd, the inserted
+ * notifiers' read_begin keeps waiting, and that region's end ends the period.
+ * The slots are loaded after the tree's generation stores (both SC): a probe
+ * not seen here sees the new intervals.
+ */
 static void end_period_if_idle_locked(struct mmn_mm *mm)
 {
 	if (!(mm->invalidate_seq & 1) || regions_open_locked(mm))
 		return;
-	mm_set_seq_locked(mm, mm->invalidate_seq + 1);
 	apply_deferred_locked(mm);
+	if (fast_active(mm))
+		return;
+	mm_set_seq_locked(mm, mm->invalidate_seq + 1);
 	/* Under the lock: once it is dropped, the domain may be freed. */
 	if (mm->nr_waiters)
 		pthread_cond_broadcast(&mm->wq);

@@ -2,8 +2,9 @@
 /*
  * Promela model (spin 6.5) of libmmn's core protocol as implemented in
  * src/core/notifier.c: the sequence protocol with read_begin's lock-free fast
- * path, the deferred insert/remove list, the unlocked two-pass walk and the
- * condition-variable wake-up at the end of an odd period.
+ * path, the lock-free miss (a region that hits nothing, opened and closed
+ * without the lock), the deferred insert/remove list, the unlocked two-pass
+ * walk and the condition-variable wake-up at the end of an odd period.
  *
  * test/spin/run.sh checks every configuration and every mutant below. By
  * hand, in a scratch directory (never in the source tree):
@@ -18,8 +19,16 @@
  * What mirrors what in notifier.c
  * -------------------------------
  *   Inv       one thread calling mmn_invalidate_range_start[_nonblock]() and
- *             mmn_invalidate_range_end() (mmn_mm_release() is the range 3):
- *               first atomic         inv_start_range()
+ *             mmn_invalidate_range_end(), or mmn_mm_release():
+ *               tried = 1            inv_start_fast(): the slot increment
+ *                                    (release: tried = 0, the locked path)
+ *               probe atomic         mmn_itree_probe_miss(): a miss opens
+ *                                    the region lock-free (fast = 1); a hit,
+ *                                    or a probe that a change got in the
+ *                                    way of (either, on a miss), falls
+ *                                    through to the locked path
+ *               locked atomic        inv_start_range() (moves a tried
+ *                                    region out of its slot)
  *               walk do-loop         itree_invalidate(): the tree is read
  *                                    without the lock, then the callback runs
  *               cb_start             a driver's invalidate_start (user lock,
@@ -29,6 +38,8 @@
  *                                    invalidate_finish (wait for the device)
  *               cpu_change           the caller changing the CPU mapping
  *               inv_end              inv_end() + apply_deferred_locked()
+ *               fast_end             inv_end_fast(): the slot decrement,
+ *                                    then (odd) the locked end of period
  *               again (NONBLOCK=1)   the -EAGAIN path (core closes the region)
  *   Reader    a device fault on n0: the collision-retry loop of spec §8.1
  *               read_begin           mmn_interval_read_begin()
@@ -51,15 +62,22 @@
  *   between a reader's read_begin and read_retry (2^63 in C): check "wrap8"
  *   (SEQMOD=8, 4 periods) makes spin find that ABA.
  * - A section under mm->lock is one atomic step, except where a lock-free
- *   reader could see a state in between: inv_end moves the sequence and
- *   then applies the deferred list in two steps, and cond_wait drops the
- *   lock. User (driver) lock sections are atomic steps: only nseq is read
+ *   reader could see a state in between: the end of a period finds no region
+ *   open, then applies the deferred list and moves the sequence, in two
+ *   steps (a lock-free probe may run in between, as it may in C between the
+ *   slots' loads and the tree's changes), and cond_wait drops the lock. User (driver) lock sections are atomic steps: only nseq is read
  *   without that lock, and each section writes it once.
  * - Page versions are ghost bits (snap[], stale[]): a counter would make
  *   every number of changes a new state.
  * - Memory is sequentially consistent. The acquire/release argument of the
  *   fast path is in docs/DESIGN.md; the model checks the interleavings and
- *   the order of the two loads (MUT=7 reverses it: stale install).
+ *   the order of the two loads (MUT=7 reverses it: stale install). The
+ *   lock-free miss's store-load pairs are sequentially consistent in C too
+ *   (notifier.c, "The lock-free miss"). Its probe is one atomic step: the
+ *   tree changes only in atomic steps here, and in C a probe that overlaps a
+ *   change fails its generation check and takes the locked path (modelled
+ *   by the probe's freedom to give up on a miss). nfast is the sum of the
+ *   slots; the node memory a probe reads is not modelled.
  * - Spurious wake-ups, D6 (-EDEADLK/abort from a callback, or with a region
  *   of the domain open on the calling thread), blockable callbacks
  *   returning false, stats and logging are not modelled. Neither are the
@@ -83,7 +101,8 @@
  *     waited returns with the notifier out of the tree;
  * (4) every finish handed out is run exactly once, after every first pass
  *     of its walk, before the walk's CPU change and _end;
- * (5) I1 (seq odd => nactive > 0), I3 (deferred non-empty => seq odd) and
+ * (5) I1 (seq odd => a region is open, or a lock-free one's end is on its
+ *     way to the lock), I3 (deferred non-empty => seq odd) and
  *     nd == number of pending notifiers whenever mm->lock is free; I2
  *     (an inserted notifier's sequence is odd) always.
  *
@@ -96,6 +115,12 @@
  *   5  the finish pass loses its first entry
  *   6  the period ends at the first _end of an odd period, not the last
  *   7  read_begin's fast path loads the domain seq before the notifier's
+ *   8  insert ignores lock-free regions (idle instead of partially excluded)
+ *   9  a lock-free region's end never ends the period it held open
+ *  10  inv_end ends the period while lock-free regions are still open
+ *  11  the end of a period does not look at the lock-free regions again
+ *      after applying the deferred list (a probe that ran meanwhile missed
+ *      a deferred insert, and the new notifier's read_begin does not wait)
  *
  * notifier.c says: if you change the sequence protocol, locking, deferral or
  * the walk there, update this model and run test/spin/run.sh.
@@ -148,6 +173,8 @@
 /* ---- the domain (struct mmn_mm) ---- */
 byte seq;		/* invalidate_seq */
 byte nactive;		/* active_invalidate_ranges */
+byte nfast;		/* lock-free regions: the sum of the fast[] slots */
+byte fending;		/* ghost: lock-free ends between decrement and lock */
 bit  mmlock;		/* mm->lock */
 byte nr_waiters;
 byte waiting;		/* mm->wq: bit w set while waiter slot w sleeps */
@@ -172,7 +199,7 @@ byte snap[2];
 bit  ready;
 
 /* ---- invariants, whenever mm->lock is free (Monitor) ---- */
-#define I1	(!ODD(seq) || nactive > 0)
+#define I1	(!ODD(seq) || nactive + nfast + fending > 0)
 #define I2(n)	(st[n] == S_NONE || ODD(nseq[n]))
 #define I3	(nd == 0 || ODD(seq))
 #define PEND(n)	(st[n] == S_PENDING_INSERT || st[n] == S_PENDING_REMOVE)
@@ -242,6 +269,35 @@ inline end_check()
 	p = 0
 }
 
+/*
+ * end_period_if_idle_locked(), second step (the first found no region open
+ * and set endp): still locked, but a lock-free probe may have run in
+ * between, and may have missed what the deferred list now puts into the
+ * tree; if one opened a region, the period stays odd and its end ends it.
+ */
+inline end_period()
+{
+	if
+	:: endp -> apply_deferred()
+	:: else -> skip
+	fi;
+	if
+#if MUT == 10 || MUT == 11
+	:: endp ->
+#else
+	:: endp && nfast == 0 ->
+#endif
+		seq = INC(seq);
+#if MUT != 4
+		if
+		:: nr_waiters > 0 -> waiting = 0	/* broadcast */
+		:: else -> skip
+		fi
+#endif
+	:: else -> skip
+	fi
+}
+
 /* inv_end(): the last region of an odd period ends it. */
 inline inv_end()
 {
@@ -250,27 +306,16 @@ inline inv_end()
 		nactive--;
 #if MUT == 6
 		endp = ODD(seq);
-#else
+#elif MUT == 10
 		endp = (nactive == 0 && ODD(seq));
+#else
+		endp = (nactive == 0 && nfast == 0 && ODD(seq));
 #endif
-		if
-		:: endp -> seq = INC(seq)
-		:: else -> skip
-		fi
+		skip
 	}
-	/* still locked: the fast path of read_begin may see the new seq here */
+	/* still locked: a lock-free probe may run here */
 	atomic {
-		if
-		:: endp ->
-			apply_deferred();
-#if MUT != 4
-			if
-			:: nr_waiters > 0 -> waiting = 0	/* broadcast */
-			:: else -> skip
-			fi
-#endif
-		:: else -> skip
-		fi;
+		end_period();
 		end_check();
 		endp = 0;
 		mmlock = 0;
@@ -278,6 +323,39 @@ inline inv_end()
 		r = 0; cur = 0; hit = 0; nb = 0; again = 0; n = 0;
 		k++
 	}
+}
+
+/*
+ * inv_end_fast(): close the lock-free region (the slot decrement), then load
+ * the sequence; odd: take the lock and end the period if no region at all is
+ * open any more (end_period_if_idle_locked).
+ */
+inline fast_end()
+{
+	atomic { nfast--; fending++ }
+	if
+#if MUT != 9
+	:: ODD(seq) ->
+		atomic {
+			mmlock == 0 -> mmlock = 1;
+			fending--;
+			endp = (nactive == 0 && nfast == 0 && ODD(seq))
+		}
+		atomic {
+			end_period();
+			end_check();
+			endp = 0;
+			mmlock = 0;
+			r = 0; fast = 0; k++
+		}
+#endif
+	:: else ->
+		atomic {
+			fending--;
+			end_check();
+			r = 0; fast = 0; k++
+		}
+	fi
 }
 
 /*
@@ -394,11 +472,11 @@ proctype Inv(byte me)
 	byte k, r, cur, n, p, i;
 	byte fin;		/* the walk's finish list (bit n: n's finish) */
 	byte started, done;	/* ghost: finishes handed out / run */
-	bit hit, nb, again, endp, firstdone;
+	bit hit, nb, again, endp, firstdone, tried, fast;
 
 	do
 	:: atomic {
-		k < KINV && mmlock == 0 ->
+		k < KINV ->
 		/* the caller picks a range (and blockability) */
 		if
 		:: r = 1
@@ -411,15 +489,38 @@ proctype Inv(byte me)
 		:: nb = 1
 		fi;
 #endif
-		/* inv_start_range() */
-		nactive++;
-		hit = (HITS(0, r) || HITS(1, r));
+		/* range_start announces its lock-free try; mmn_mm_release does not */
 		if
-		:: hit && !ODD(seq) -> seq = seq | 1
+		:: tried = 1; nfast++
+		:: tried = 0
+		fi
+	   }
+		if
+		:: tried ->
+			atomic {	/* mmn_itree_probe_miss() */
+				if
+				:: !(HITS(0, r) || HITS(1, r)) -> fast = 1
+				:: true -> skip		/* a hit, or it gave up */
+				fi
+			}
 		:: else -> skip
 		fi;
-		cur = seq
-	   }
+		if
+		:: !fast ->
+			atomic {	/* inv_start_range() */
+				mmlock == 0 ->
+				nactive++;
+				nfast = nfast - tried;
+				tried = 0;
+				hit = (HITS(0, r) || HITS(1, r));
+				if
+				:: hit && !ODD(seq) -> seq = seq | 1
+				:: else -> skip
+				fi;
+				cur = seq
+			}
+		:: else -> tried = 0
+		fi;
 		/*
 		 * The walk, without the lock (the odd seq keeps the tree still):
 		 * read the tree, then call; another thread may run in between.
@@ -447,7 +548,10 @@ proctype Inv(byte me)
 		:: else ->
 			atomic { cpu_change() }
 		fi;
-		inv_end()
+		if
+		:: fast -> fast_end()
+		:: else -> inv_end()
+		fi
 	:: atomic { k >= KINV -> break }
 	od
 }
@@ -538,11 +642,15 @@ proctype Reader(byte n; byte w)
 inline insert(n)
 {
 	if
-	:: nactive > 0 && ODD(seq) ->		/* fully excluded: defer */
+	:: ODD(seq) ->				/* fully excluded: defer */
 		st[n] = S_PENDING_INSERT;
 		nd++;
 		nseq[n] = seq
-	:: nactive > 0 && !ODD(seq) ->		/* partially excluded */
+#if MUT == 8
+	:: nactive > 0 && !ODD(seq) ->		/* ignores lock-free regions */
+#else
+	:: nactive + nfast > 0 && !ODD(seq) ->	/* partially excluded */
+#endif
 #if MUT == 3
 		st[n] = S_IN_TREE;
 		nseq[n] = DEC(seq)
@@ -551,7 +659,11 @@ inline insert(n)
 		st[n] = S_IN_TREE;
 		nseq[n] = seq
 #endif
-	:: nactive == 0 ->			/* idle */
+#if MUT == 8
+	:: nactive == 0 && !ODD(seq) ->		/* idle */
+#else
+	:: nactive + nfast == 0 && !ODD(seq) ->	/* idle */
+#endif
 		st[n] = S_IN_TREE;
 		nseq[n] = DEC(seq)
 	fi;

@@ -38,6 +38,10 @@ checks=(
 "mut5|bug|-DMUT=5|the finish pass loses its first entry"
 "mut6|bug|-DMUT=6|the first _end of an odd period ends it"
 "mut7|bug|-DMUT=7|read_begin loads the domain seq before the notifier's"
+"mut8|bug|-DMUT=8|insert ignores lock-free regions"
+"mut9|bug|-DMUT=9|a lock-free region's end never ends the period"
+"mut10|bug|-DMUT=10|inv_end ends the period while lock-free regions are open"
+"mut11|bug|-DMUT=11|the end of a period ignores lock-free regions opened while it applied the deferred list"
 "wrap8|bug|-DSEQMOD=8 -DNINV=1 -DKINV=4 -DNFAULT=1 -DNLIFE=0|4 periods between read_begin and read_retry with seq mod 8 (ABA)"
 )
 
