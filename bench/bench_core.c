@@ -7,6 +7,10 @@
  *             notifier, with 10^3 and 10^6 notifiers inserted
  *   T3        mmn_interval_read_begin + mmn_interval_read_retry, uncontended
  *   T6        heap bytes the library allocates per inserted notifier
+ *   (info)    the mutex pair and the 10^6 miss again once the process has had
+ *             a second thread: glibc's mutex and the lock-free miss both use
+ *             plain instructions while the process is single-threaded, and
+ *             locked ones after
  *
  * Every time is the median over batches (31 batches of 10^5 operations by
  * default) of the batch's mean ns/op, clock_gettime(CLOCK_MONOTONIC). The
@@ -304,6 +308,22 @@ static void t3_setup(void)
 		mmn_bench_die("mmn_interval_notifier_insert", ret);
 }
 
+static void *no_op_thread(void *arg)
+{
+	return arg;
+}
+
+/* Make the process multi-threaded for good (glibc's __libc_single_threaded). */
+static void go_multi_threaded(void)
+{
+	pthread_t t;
+	int ret = pthread_create(&t, NULL, no_op_thread, NULL);
+
+	if (ret)
+		mmn_bench_die("pthread_create", ret);
+	pthread_join(t, NULL);
+}
+
 static void t3_teardown(void)
 {
 	if (sink)
@@ -394,7 +414,7 @@ int main(int argc, char **argv)
 	char name_small[64], name_big[64], name_random[64], what[96];
 	struct domain small, big;
 	struct miss_ctx miss_small, miss_big, miss_random;
-	struct mmn_bench_summary mutex, t2_small, t2_big, t2_random, t3, chase;
+	struct mmn_bench_summary mutex, t2_small, t2_big, t2_random, t3, chase, mt_mutex, mt_big;
 	double t6;
 
 	for (int i = 1; i < argc; i++) {
@@ -443,6 +463,17 @@ int main(int argc, char **argv)
 		t3 = cases[4].r;
 		chase = cases[5].r;
 	}
+	go_multi_threaded();
+	{
+		struct bench_case cases[] = {
+			{ .fn = bench_mutex_pair, .ops = batch_ops },
+			{ .fn = bench_miss, .ctx = &miss_big, .ops = batch_ops },
+		};
+
+		measure(cases, (int)(sizeof(cases) / sizeof(cases[0])));
+		mt_mutex = cases[0].r;
+		mt_big = cases[1].r;
+	}
 	t3_teardown();
 	domain_free(&small);
 	domain_free(&big);
@@ -468,6 +499,9 @@ int main(int argc, char **argv)
 	row(name_random, t2_random);
 	row("T3 read_begin+read_retry", t3);
 	row("one random load in 64 MiB (memory limit)", chase);
+	row("(info, threads) mutex lock+unlock pair", mt_mutex);
+	snprintf(name_big, sizeof(name_big), "(info, threads) T2 miss, %lu notifiers", big_n);
+	row(name_big, mt_big);
 	if (csv) {
 		printf("T6 bytes per notifier,%.2f,,,bytes\n", t6);
 		printf("sizeof(struct mmn_interval_notifier),%zu,,,bytes\n",
@@ -495,6 +529,9 @@ int main(int argc, char **argv)
 	if (!csv)
 		printf("    (info: cold miss = hot miss + %.2f random loads in 64 MiB)\n",
 		       (t2_random.median - t2_small.median) / chase.median);
+	if (!csv)
+		printf("    (info: with threads, miss %lu / (2 x mutex pair) = %.2f)\n", big_n,
+		       mt_big.median / (2 * mt_mutex.median));
 	target("T3", "read_begin+read_retry / mutex pair", t3.median / mutex.median, 2.0);
 	target("T6", "library heap bytes per notifier", t6, 64.0);
 	return 0;

@@ -38,6 +38,9 @@
  *   idle                 active == 0, seq even
  *   partially excluded   active  > 0, seq even: open regions hit nothing
  *   fully excluded       active  > 0, seq odd: the tree must not change
+ * where active counts the regions opened under the lock and the lock-free
+ * ones (which hit nothing, and are opened and closed without the lock: see
+ * "The lock-free miss" below).
  *
  * While fully excluded, walks run over the tree without the lock, so inserts
  * and removals are queued on the deferred list and applied, in call order,
@@ -72,7 +75,8 @@
  *
  * Model: src/core/notifier.pml is a spin model of this file's protocol
  * (inv_start_range, the walk and finish pass, inv_end/apply_deferred_locked,
- * insert, remove, read_begin's fast and slow paths, the wq broadcast). If you
+ * the lock-free miss and its end, insert, remove, read_begin's fast and
+ * slow paths, the wq broadcast). If you
  * change any of them -- what is done under mm->lock and in which order, when
  * the sequence becomes odd or even, what is deferred, the order of the two
  * loads in read_begin, when waiters are woken -- update notifier.pml to match
