@@ -171,6 +171,12 @@ static void query(unsigned long qs, unsigned long ql)
 		fprintf(stderr, "    query [%#lx, %#lx]: %d results, expected %d\n", qs, ql, i, n);
 		assert_eq(i, n);
 	}
+	/* The lock-free probe, with no change running: exact. */
+	if (mmn_itree_probe_miss(&tree, qs, ql) != (n == 0)) {
+		fprintf(stderr, "    query [%#lx, %#lx]: probe says %s, %d overlap\n", qs, ql,
+			n ? "miss" : "not a miss", n);
+		assert_eq(mmn_itree_probe_miss(&tree, qs, ql), n == 0);
+	}
 	if (n == 0)
 		q_zero++;
 	else if (n == 1)
