@@ -21,7 +21,6 @@
  *   Inv       one thread calling mmn_invalidate_range_start[_nonblock]() and
  *             mmn_invalidate_range_end(), or mmn_mm_release():
  *               tried = 1            inv_start_fast(): the slot increment
- *                                    (release: tried = 0, the locked path)
  *               probe atomic         mmn_itree_probe_miss(): a miss opens
  *                                    the region lock-free (fast = 1); a hit,
  *                                    or a probe that a change got in the
@@ -489,22 +488,20 @@ proctype Inv(byte me)
 		:: nb = 1
 		fi;
 #endif
-		/* range_start announces its lock-free try; mmn_mm_release does not */
-		if
-		:: tried = 1; nfast++
-		:: tried = 0
-		fi
+		/*
+		 * range_start announces its lock-free try. (mmn_mm_release
+		 * does not, and goes straight to the locked path: the same as
+		 * a try that gives up, less the slot count in between.)
+		 */
+		tried = 1;
+		nfast++
 	   }
-		if
-		:: tried ->
-			atomic {	/* mmn_itree_probe_miss() */
-				if
-				:: !(HITS(0, r) || HITS(1, r)) -> fast = 1
-				:: true -> skip		/* a hit, or it gave up */
-				fi
-			}
-		:: else -> skip
-		fi;
+		atomic {	/* mmn_itree_probe_miss() */
+			if
+			:: !(HITS(0, r) || HITS(1, r)) -> fast = 1
+			:: true -> skip		/* a hit, or it gave up */
+			fi
+		};
 		if
 		:: !fast ->
 			atomic {	/* inv_start_range() */
