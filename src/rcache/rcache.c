@@ -174,6 +174,7 @@ struct rc_chunk {
 };
 
 #define CHUNK_REGIONS 64
+_Static_assert(REF_BLOCK_REGIONS % CHUNK_REGIONS == 0, "a chunk's references fit one block");
 /*
  * 8192 sets (128 KiB): with 4096, 1024 random registrations left about 3% of
  * them in sets of three or more, whose hits fell through to the tree and
