@@ -46,8 +46,9 @@
  * A hit is: a look in the hint table (below), else a lock-free tree search;
  * one compare-and-swap on this CPU's slot; a check that the region
  * (type-stable memory, maybe recycled meanwhile) still covers the request. A
- * put is one atomic subtraction on this CPU's slot. Neither takes a lock, and
- * the invalidation path shares no lock with them.
+ * put is one atomic addition to the puts of this CPU's slot (and a read of
+ * its INVALID bit). Neither takes a lock, and the invalidation path shares
+ * no lock with them.
  *
  * The hint table is a software TLB in front of the tree: 2-way set-associative,
  * indexed by the page number of the request's first byte, each way a region
