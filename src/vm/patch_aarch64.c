@@ -82,34 +82,10 @@ static void report(const char *what, uintptr_t at)
 	mmn_log(&rec);
 }
 
-/* Map one page within B's reach of @near, or return NULL. */
+/* One page within B's reach of @near. */
 static unsigned char *map_near(uintptr_t near)
 {
-	const uintptr_t step = 1UL << 20, page = vm_page_size;
-	uintptr_t base = near & ~(page - 1);
-
-	for (uintptr_t d = step; d < REACH; d += step) {
-		for (int dir = 1; dir >= -1; dir -= 2) {
-			uintptr_t hint = dir < 0 ? base - d : base + d;
-			long p;
-
-			if (dir < 0 && d > base)
-				continue;
-			/*
-			 * A plain hint: the kernel uses it when that range is free and
-			 * never replaces anything (qemu-user ignores hints that come
-			 * with MAP_FIXED_NOREPLACE, so that flag is not used).
-			 */
-			p = raw_syscall(SYS_mmap, hint, page, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (p < 0 && p > -4096)
-				return NULL;
-			if ((uintptr_t)p - near < REACH || near - (uintptr_t)p < REACH)
-				return (unsigned char *)p;
-			raw_syscall(SYS_munmap, p, page, 0, 0, 0, 0);
-		}
-	}
-	return NULL;
+	return vm_map_near(near, REACH, 1UL << 20);
 }
 
 /* One aligned 32-bit store: single-copy atomic. Not a builtin: see patch.c. */
