@@ -297,7 +297,7 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	return 0;
 }
 
-#else
+#elif !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 
 /*
  * No chaining here: vm_patch_chain() is a plain entry patch, and an entry
@@ -318,7 +318,6 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	return vm_patch_entry(target, hook);
 }
 
-#if !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
 {
 	(void)target;
@@ -336,7 +335,6 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	(void)original;
 	return -ENOSYS;
 }
-#endif
 
 #endif
 

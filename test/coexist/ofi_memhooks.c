@@ -29,7 +29,7 @@
  * stale one; without the unmap it gets the cached one); the coverage report
  * names the foreign patch; and after libfabric stops its monitor (which
  * writes back the bytes it saved, over whatever is there), libmmn still sees
- * every unmap before it happens.
+ * every unmap before it happens, and no longer calls libfabric's hook.
  */
 #include <dlfcn.h>
 #include <mmn/process.h>
@@ -335,6 +335,7 @@ TEST(coverage_names_the_patch)
 TEST(after_libfabric_stops)
 {
 	size_t len = 4 * (size_t)pg;
+	struct mmn_process_coverage cov;
 	unsigned char *p;
 	struct coexist_watch w;
 
@@ -342,6 +343,11 @@ TEST(after_libfabric_stops)
 	printf("munmap's entry after libfabric stopped: %02x %02x\n", libc_entry("munmap")[0],
 	       libc_entry("munmap")[1]);
 	expect_eq(libc_entry("munmap")[0], 0xe9);	/* libmmn's jmp rel32 */
+	/* Either way libmmn no longer calls libfabric's hook: it was withdrawn. */
+	assert_eq(mmn_process_coverage(&cov), 0);
+	expect_eq(cov.method[MMN_CALL_MUNMAP], MMN_HOOK_ENTRY_PATCH);
+	expect_eq(cov.method[MMN_CALL_MADVISE], MMN_HOOK_ENTRY_PATCH);
+	expect_eq(coexist_foreign_count(&cov), 0);
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	assert_true(p != MAP_FAILED);
 	coexist_watch_on(&w, p, len, 0x42);
