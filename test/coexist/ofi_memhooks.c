@@ -174,9 +174,15 @@ static void install_ofi(void)
 		fprintf(stderr, "ofi_mr_cache_init: %s\n", fi_strerror(-ret));
 		exit(1);
 	}
-	/* The tcp domain begins with libfabric's util_domain; the cache's first field. */
+	/*
+	 * The layout is the one assumed: the cache's first field is the domain
+	 * (the tcp domain begins with libfabric's util_domain), then the monitor
+	 * per memory interface, host memory's first.
+	 */
 	memcpy(&stored, cache, sizeof(stored));
 	assert_true(stored == (void *)domain);
+	memcpy(&stored, cache + sizeof(void *), sizeof(stored));
+	assert_true(stored == (void *)default_monitor);
 	/* memhooks' patch, or libmmn's jump over it when libmmn came first. */
 	printf("munmap's entry after libfabric: %02x %02x\n", libc_entry("munmap")[0],
 	       libc_entry("munmap")[1]);
