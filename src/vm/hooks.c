@@ -923,6 +923,7 @@ static struct vm_foreign foreign_entry[VM_NCALLS];
 #define ENTRY_SNAP 16
 static unsigned char entry_snap[VM_NCALLS][ENTRY_SNAP];
 
+/* Under the recheck lock (or before install), as entry_snap[] is written. */
 static bool foreign_withdrawn(int i)
 {
 	return __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED) &&
@@ -1025,8 +1026,10 @@ void vm_hooks_recheck_range(unsigned long start, unsigned long end)
 	for (int i = 0; i < VM_NCALLS; i++) {
 		unsigned long t = (unsigned long)targets[i];
 
+		/* A chained entry's snapshot is compared under the lock, below. */
 		if (t && start <= t && t < end &&
-		    (!vm_patch_is_ours(targets[i], hook_defs[i].hook) || foreign_withdrawn(i)))
+		    (!vm_patch_is_ours(targets[i], hook_defs[i].hook) ||
+		     __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED)))
 			goto work;
 	}
 	return;
