@@ -335,19 +335,25 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	return patch(target, hook, prologue, prologue_len, original, false);
 }
 
-/* Where the foreign patch at @target jumps, or NULL if it is none libmmn can follow. */
-static void *foreign_target(const void *target)
+/* How many of @target's first words a foreign patch may occupy (0: none readable). */
+static size_t entry_words(const void *target)
 {
 	const ElfW(Sym) *sym = NULL;
-	uint64_t dest;
 	Dl_info info;
-	size_t words;
 
 	if (!target || ((uintptr_t)target & 3) ||
 	    !dladdr1(target, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < 4)
-		return NULL;
-	words = sym->st_size / 4;
-	if (!mmn_a64_foreign_target(target, words < 6 ? words : 6, &dest))
+		return 0;
+	return sym->st_size / 4 < 6 ? sym->st_size / 4 : 6;
+}
+
+/* Where the foreign patch at @target jumps, or NULL if it is none libmmn can follow. */
+static void *foreign_target(const void *target)
+{
+	size_t words = entry_words(target);
+	uint64_t dest;
+
+	if (!words || !mmn_a64_foreign_target(target, words, &dest))
 		return NULL;
 	return (void *)(uintptr_t)dest;
 }
@@ -367,7 +373,7 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	if (vm_patch_is_ours(target, hook))
 		return 0;
 	dest = foreign_target(target);
-	if (!dest && mmn_a64_is_foreign_jump(entry, 1))
+	if (!dest && mmn_a64_is_foreign_jump(entry, entry_words(target)))
 		return -EEXIST;	/* a jump whose destination cannot be known */
 	if (dest == VM_ADDR(hook))
 		return 0;	/* a foreign patch straight to our hook: nothing to chain */
