@@ -82,8 +82,6 @@
 #define SYS_USER_DISPATCH 2
 #endif
 
-void *vm_syscall_insn;	/* raw.h: where libmmn's own system calls run; NULL: inline */
-
 #if defined(__x86_64__)
 
 /* ---- x86-64 register access ------------------------------------------- */
