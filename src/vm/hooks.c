@@ -246,6 +246,8 @@ static long sys_mremap(void *const *next, void *old, size_t old_len, size_t new_
 	}
 	vm_call_end(&c_new);
 	vm_call_end(&c_old);
+	if (!kernel_failed(ret))
+		vm_backstop_moved(a, a + old_len, (unsigned long)ret, (unsigned long)ret + new_len);
 	if (!kernel_failed(ret) && __atomic_load_n(&vm_backstop_all_anon, __ATOMIC_RELAXED))
 		vm_backstop_register((unsigned long)ret, (unsigned long)ret + new_len);
 	return ret;
