@@ -95,7 +95,7 @@ static __thread unsigned long chain_arg[VM_NCALLS] __attribute__((tls_model("ini
 static __thread void *const *chain_slot[VM_NCALLS] __attribute__((tls_model("initial-exec")));
 
 /* The next hop to call for @call, or NULL to make the system call. */
-static VM_HOT void *chain_next(void *const *next, int call, unsigned long arg0)
+static MMN_HOT void *chain_next(void *const *next, int call, unsigned long arg0)
 {
 	void *fn = next ? __atomic_load_n(next, __ATOMIC_ACQUIRE) : NULL;
 
@@ -109,7 +109,7 @@ struct chain_save {
 	void *const *slot;
 };
 
-static VM_HOT void chain_enter_slot(struct chain_save *save, void *const *next, int call,
+static MMN_HOT void chain_enter_slot(struct chain_save *save, void *const *next, int call,
 			     unsigned long arg0, struct vm_call *c1, struct vm_call *c2)
 {
 	vm_call_chain_enter(c1);
@@ -121,7 +121,7 @@ static VM_HOT void chain_enter_slot(struct chain_save *save, void *const *next, 
 	chain_slot[call] = next;
 }
 
-static VM_HOT void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
+static MMN_HOT void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
 			struct vm_call *c2)
 {
 	if (c2)
@@ -135,7 +135,7 @@ static VM_HOT void chain_leave(const struct chain_save *save, int call, struct v
 #define chain_enter(save, call, arg0, c1, c2) \
 	chain_enter_slot(save, next, call, arg0, c1, c2)
 
-static VM_HOT unsigned long page_up(unsigned long x)
+static MMN_HOT unsigned long page_up(unsigned long x)
 {
 	return (x + vm_page_size - 1) & ~(vm_page_size - 1);
 }
@@ -144,7 +144,7 @@ static VM_HOT unsigned long page_up(unsigned long x)
  * The page range [a, a+n) as the kernel rounds it, or an empty range (no
  * invalidation) for a call the kernel refuses without changing anything.
  */
-static VM_HOT void page_range(unsigned long a, unsigned long n, unsigned long *start,
+static MMN_HOT void page_range(unsigned long a, unsigned long n, unsigned long *start,
 		       unsigned long *end)
 {
 	*start = *end = 0;
@@ -167,7 +167,7 @@ static VM_HOT void page_range(unsigned long a, unsigned long n, unsigned long *s
  */
 
 /* A foreign hook's libc-style result as the kernel's (-errno on failure). */
-static VM_HOT long kernel_value(long r)
+static MMN_HOT long kernel_value(long r)
 {
 	return r == -1 ? -(long)(errno ? errno : EIO) : r;
 }
@@ -180,7 +180,7 @@ static bool kernel_failed(long ret)
 
 typedef int munmap_fn(void *, size_t);
 
-static VM_HOT long sys_munmap(void *const *next, void *addr, size_t len)
+static MMN_HOT long sys_munmap(void *const *next, void *addr, size_t len)
 {
 	munmap_fn *fn = VM_FN(munmap_fn, chain_next(next, MMN_CALL_MUNMAP, (unsigned long)addr));
 	struct chain_save save;
@@ -201,12 +201,12 @@ static VM_HOT long sys_munmap(void *const *next, void *addr, size_t len)
 	return ret;
 }
 
-VM_HOT int vm_do_munmap(void *const *next, void *addr, size_t len)
+MMN_HOT int vm_do_munmap(void *const *next, void *addr, size_t len)
 {
 	return (int)raw_result(sys_munmap(next, addr, len));
 }
 
-static VM_HOT int hook_munmap(void *addr, size_t len)
+static MMN_HOT int hook_munmap(void *addr, size_t len)
 {
 	return vm_do_munmap(&entry_next[MMN_CALL_MUNMAP], addr, len);
 }
@@ -265,7 +265,7 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
-static VM_HOT int madvise_event(int advice)
+static MMN_HOT int madvise_event(int advice)
 {
 	switch (advice) {
 	case MADV_DONTNEED:
@@ -318,7 +318,7 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 
 typedef int madvise_fn(void *, size_t, int);
 
-static VM_HOT long sys_madvise(void *const *next, void *addr, size_t len, int advice)
+static MMN_HOT long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	madvise_fn *fn = VM_FN(madvise_fn, chain_next(next, MMN_CALL_MADVISE, (unsigned long)addr));
 	int event = madvise_event(advice);
@@ -355,12 +355,12 @@ static VM_HOT long sys_madvise(void *const *next, void *addr, size_t len, int ad
 	return ret;
 }
 
-VM_HOT int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
+MMN_HOT int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	return (int)raw_result(sys_madvise(next, addr, len, advice));
 }
 
-static VM_HOT int hook_madvise(void *addr, size_t len, int advice)
+static MMN_HOT int hook_madvise(void *addr, size_t len, int advice)
 {
 	return vm_do_madvise(&entry_next[MMN_CALL_MADVISE], addr, len, advice);
 }
@@ -578,7 +578,7 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 
 typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
 
-static VM_HOT long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
+static MMN_HOT long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		     off_t off)
 {
 	mmap_fn *fn = VM_FN(mmap_fn, chain_next(next, MMN_CALL_MMAP, (unsigned long)addr));
@@ -604,13 +604,13 @@ static VM_HOT long sys_mmap(void *const *next, void *addr, size_t len, int prot,
 	return ret;
 }
 
-VM_HOT void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
+MMN_HOT void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off)
 {
 	return (void *)raw_result(sys_mmap(next, addr, len, prot, flags, fd, off));
 }
 
-static VM_HOT void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+static MMN_HOT void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&entry_next[MMN_CALL_MMAP], addr, len, prot, flags, fd, off);
 }

@@ -21,16 +21,6 @@
 
 MMN_HIDDEN extern unsigned long vm_page_size;
 
-/*
- * The per-call path of the frequent hooked calls (munmap, madvise, mmap and
- * what they go through, up to the core's entry points): kept together in
- * .text.hot. The system call before it evicts much of the instruction cache,
- * so the path runs cold every time, and spread over a dozen pages it cost
- * the hooked munmap ~80 ns (docs/process-events.md, "What a hooked call
- * costs").
- */
-#define VM_HOT __attribute__((hot))
-
 /* patch.c: make libc's function at @target jump to @hook (same signature). */
 typedef void vm_hook_fn(void);
 /* Code and data pointers, converted without ISO C's objection (a union). */
