@@ -393,7 +393,7 @@ static void prefetch_node(const struct mmn_ix_node *x, bool leaf)
  * later still. Leaves are at level it->depth (the node header, with its leaf
  * flag, is never read: one cache line less per level).
  */
-static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
+static MMN_HOT struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
 				      unsigned int d)
 {
 	unsigned int i;
@@ -411,7 +411,7 @@ static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_n
 	return x->start[i] <= it->last ? x->ptr[i] : NULL;
 }
 
-struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
+MMN_HOT struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       struct mmn_itree_iter *it,
 				       unsigned long start, unsigned long last)
 {
