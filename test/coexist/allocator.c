@@ -26,40 +26,6 @@
 static long pg;
 static const char *allocator, *module_path;
 
-struct watch {
-	struct mmn_interval_notifier sub;
-	unsigned char *base;
-	size_t len;
-	unsigned char pattern;
-	unsigned int calls;	/* atomic */
-	unsigned int saw_old;	/* atomic */
-};
-
-static bool watch_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
-			     unsigned long cur_seq)
-{
-	struct watch *w = (struct watch *)sub;
-
-	(void)range;
-	mmn_interval_set_seq(sub, cur_seq);
-	if (w->base[0] == w->pattern && w->base[w->len - 1] == w->pattern)
-		__atomic_add_fetch(&w->saw_old, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->calls, 1, __ATOMIC_RELAXED);
-	return true;
-}
-
-static const struct mmn_interval_notifier_ops watch_ops = { .invalidate = watch_invalidate };
-
-static void watch_on(struct watch *w, void *base, size_t len, unsigned char pattern)
-{
-	memset(w, 0, sizeof(*w));
-	w->base = base;
-	w->len = len;
-	w->pattern = pattern;
-	memset(base, pattern, len);
-	assert_eq(mmn_process_insert(&w->sub, (unsigned long)base, len, &watch_ops), 0);
-}
-
 static unsigned char *map(size_t pages)
 {
 	void *p = mmap(NULL, pages * (size_t)pg, PROT_READ | PROT_WRITE,
@@ -69,19 +35,19 @@ static unsigned char *map(size_t pages)
 	return p;
 }
 
-static void expect_seen_before(struct watch *w)
+static void expect_seen_before(struct coexist_watch *w)
 {
-	expect_eq(__atomic_load_n(&w->calls, __ATOMIC_RELAXED), 1);
-	expect_eq(__atomic_load_n(&w->saw_old, __ATOMIC_RELAXED), 1);
+	expect_eq(coexist_watch_calls(w), 1);
+	expect_eq(coexist_watch_saw_old(w), 1);
 	mmn_interval_notifier_remove(&w->sub);
 }
 
 TEST(munmap)
 {
 	unsigned char *p = map(8);
-	struct watch w;
+	struct coexist_watch w;
 
-	watch_on(&w, p, 8 * (size_t)pg, 0x11);
+	coexist_watch_on(&w, p, 8 * (size_t)pg, 0x11);
 	assert_eq(munmap(p, 8 * (size_t)pg), 0);
 	expect_seen_before(&w);
 }
@@ -92,13 +58,13 @@ TEST(later_dlopen_module)
 	void *h = dlopen(module_path, RTLD_NOW | RTLD_LOCAL), *sym;
 	int (*unmap)(void *, size_t);
 	unsigned char *p = map(4);
-	struct watch w;
+	struct coexist_watch w;
 
 	assert_true(h != NULL);
 	sym = dlsym(h, "mmn_test_module_unmap");
 	assert_true(sym != NULL);
 	memcpy(&unmap, &sym, sizeof(sym));
-	watch_on(&w, p, 4 * (size_t)pg, 0x55);
+	coexist_watch_on(&w, p, 4 * (size_t)pg, 0x55);
 	assert_eq(unmap(p, 4 * (size_t)pg), 0);
 	expect_seen_before(&w);
 	dlclose(h);
@@ -107,15 +73,15 @@ TEST(later_dlopen_module)
 TEST(mremap_shrink_and_move)
 {
 	unsigned char *p = map(8), *q;
-	struct watch w;
+	struct coexist_watch w;
 
 	/* Shrinking: the tail goes. */
-	watch_on(&w, p + 4 * pg, 4 * (size_t)pg, 0x22);
+	coexist_watch_on(&w, p + 4 * pg, 4 * (size_t)pg, 0x22);
 	q = mremap(p, 8 * (size_t)pg, 4 * (size_t)pg, 0);
 	assert_eq_ptr(q, p);
 	expect_seen_before(&w);
 	/* Moving: the old range goes. */
-	watch_on(&w, p, 4 * (size_t)pg, 0x23);
+	coexist_watch_on(&w, p, 4 * (size_t)pg, 0x23);
 	q = mremap(p, 4 * (size_t)pg, 64 * (size_t)pg, MREMAP_MAYMOVE);
 	assert_true(q != MAP_FAILED);
 	expect_seen_before(&w);
@@ -125,9 +91,9 @@ TEST(mremap_shrink_and_move)
 TEST(mmap_fixed)
 {
 	unsigned char *p = map(4), *q;
-	struct watch w;
+	struct coexist_watch w;
 
-	watch_on(&w, p, 4 * (size_t)pg, 0x33);
+	coexist_watch_on(&w, p, 4 * (size_t)pg, 0x33);
 	q = mmap(p, 4 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
 		 -1, 0);
 	assert_eq_ptr(q, p);
@@ -138,9 +104,9 @@ TEST(mmap_fixed)
 TEST(madvise_dontneed)
 {
 	unsigned char *p = map(4);
-	struct watch w;
+	struct coexist_watch w;
 
-	watch_on(&w, p, 4 * (size_t)pg, 0x44);
+	coexist_watch_on(&w, p, 4 * (size_t)pg, 0x44);
 	assert_eq(madvise(p, 4 * (size_t)pg, MADV_DONTNEED), 0);
 	expect_seen_before(&w);
 	expect_eq(p[0], 0);

@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "harness.h"
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define COEXIST_SANITIZER_ALLOCATOR 1
 #else
@@ -35,6 +37,69 @@ static inline unsigned int coexist_foreign_count(const struct mmn_process_covera
 	for (unsigned int i = 0; i < cov->foreign_count; i++)
 		n += !coexist_sanitizer_object(cov->foreign[i].object);
 	return n;
+}
+
+/*
+ * A notifier on a range the test itself maps and fills with a pattern. Its
+ * callback counts calls, and on the first one checks the range still holds
+ * the pattern: proof that the call came before the change.
+ *
+ * Only the first call reads. After the test's own change the addresses are
+ * free, and another thread may map something else there before the test
+ * removes the watch -- ld.so, say, reserving a library's span with a file
+ * mapping whose tail lies past the end of the file, where a read raises
+ * SIGBUS. A later call, from that thread's change, must not touch the range.
+ */
+struct coexist_watch {
+	struct mmn_interval_notifier sub;
+	unsigned char *base;
+	size_t len;
+	unsigned char pattern;
+	unsigned int calls;	/* atomic */
+	unsigned int saw_old;	/* atomic: 1 if the first call saw the pattern */
+};
+
+static inline bool coexist_watch_invalidate(struct mmn_interval_notifier *sub,
+					    const struct mmn_range *range, unsigned long cur_seq)
+{
+	struct coexist_watch *w = mmn_container_of(sub, struct coexist_watch, sub);
+
+	(void)range;
+	mmn_interval_set_seq(sub, cur_seq);
+	if (__atomic_fetch_add(&w->calls, 1, __ATOMIC_RELAXED) == 0 &&
+	    w->base[0] == w->pattern && w->base[w->len - 1] == w->pattern)
+		__atomic_store_n(&w->saw_old, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+static const struct mmn_interval_notifier_ops coexist_watch_ops = {
+	.invalidate = coexist_watch_invalidate,
+};
+
+static inline void coexist_watch_on(struct coexist_watch *w, void *base, size_t len,
+				    unsigned char pattern)
+{
+	memset(w, 0, sizeof(*w));
+	w->base = base;
+	w->len = len;
+	w->pattern = pattern;
+	memset(base, pattern, len);
+	assert_eq(mmn_process_insert(&w->sub, (unsigned long)base, len, &coexist_watch_ops), 0);
+	/*
+	 * An insert made while another thread's invalidation runs is deferred
+	 * to its end; read_begin waits for that, so the notifier is live.
+	 */
+	(void)mmn_interval_read_begin(&w->sub);
+}
+
+static inline unsigned int coexist_watch_calls(struct coexist_watch *w)
+{
+	return __atomic_load_n(&w->calls, __ATOMIC_RELAXED);
+}
+
+static inline unsigned int coexist_watch_saw_old(struct coexist_watch *w)
+{
+	return __atomic_load_n(&w->saw_old, __ATOMIC_RELAXED);
 }
 
 #endif

@@ -41,47 +41,7 @@ static void ucx_cb(ucm_event_type_t type, ucm_event_t *ev, void *arg)
 	__atomic_add_fetch(&ucx_events, 1, __ATOMIC_RELAXED);
 }
 
-/* libmmn's side: the callback reads the first and last byte of the range. */
-struct watch {
-	struct mmn_interval_notifier sub;
-	unsigned char *base;
-	size_t len;
-	unsigned char pattern;
-	unsigned int calls;	/* atomic */
-	unsigned int saw_old;	/* atomic: calls that saw the old contents */
-};
-
-static bool watch_invalidate(struct mmn_interval_notifier *sub, const struct mmn_range *range,
-			     unsigned long cur_seq)
-{
-	struct watch *w = (struct watch *)sub;
-
-	mmn_interval_set_seq(sub, cur_seq);
-	(void)range;
-	if (w->base[0] == w->pattern && w->base[w->len - 1] == w->pattern)
-		__atomic_add_fetch(&w->saw_old, 1, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&w->calls, 1, __ATOMIC_RELAXED);
-	return true;
-}
-
-static const struct mmn_interval_notifier_ops watch_ops = { .invalidate = watch_invalidate };
-
-static void watch_on(struct watch *w, void *base, size_t len, unsigned char pattern)
-{
-	memset(w, 0, sizeof(*w));
-	w->base = base;
-	w->len = len;
-	w->pattern = pattern;
-	memset(base, pattern, len);
-	assert_eq(mmn_process_insert(&w->sub, (unsigned long)base, len, &watch_ops), 0);
-	/*
-	 * An insert made while another thread's invalidation runs is deferred
-	 * to its end; read_begin waits for that, so the notifier is live.
-	 */
-	(void)mmn_interval_read_begin(&w->sub);
-}
-
-static void watch_off(struct watch *w)
+static void watch_off(struct coexist_watch *w)
 {
 	mmn_interval_notifier_remove(&w->sub);
 }
@@ -115,13 +75,13 @@ TEST(munmap_seen_before_by_both)
 	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 				-1, 0);
 	unsigned long ucx0 = __atomic_load_n(&ucx_events, __ATOMIC_RELAXED);
-	struct watch w;
+	struct coexist_watch w;
 
 	assert_true(p != MAP_FAILED);
-	watch_on(&w, p, len, 0x5a);
+	coexist_watch_on(&w, p, len, 0x5a);
 	assert_eq(munmap(p, len), 0);
-	expect_eq(__atomic_load_n(&w.calls, __ATOMIC_RELAXED), 1);
-	expect_eq(__atomic_load_n(&w.saw_old, __ATOMIC_RELAXED), 1);
+	expect_eq(coexist_watch_calls(&w), 1);
+	expect_eq(coexist_watch_saw_old(&w), 1);
 	expect_eq(__atomic_load_n(&ucx_events, __ATOMIC_RELAXED) - ucx0, 1);
 	expect_eq_ul(__atomic_load_n(&ucx_last_addr, __ATOMIC_RELAXED), (unsigned long)p);
 	watch_off(&w);
@@ -134,7 +94,7 @@ TEST(free_64mib_seen_before)
 	unsigned long ucx0 = __atomic_load_n(&ucx_events, __ATOMIC_RELAXED);
 	unsigned long start, end;
 	unsigned char *p;
-	struct watch w;
+	struct coexist_watch w;
 
 	if (COEXIST_SANITIZER_ALLOCATOR) {
 		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
@@ -146,10 +106,10 @@ TEST(free_64mib_seen_before)
 	/* The whole pages of the block: free() unmaps the chunk around them. */
 	start = ((unsigned long)p + pg - 1) & ~(pg - 1UL);
 	end = ((unsigned long)p + len) & ~(pg - 1UL);
-	watch_on(&w, (void *)start, end - start, 0xc3);
+	coexist_watch_on(&w, (void *)start, end - start, 0xc3);
 	free(p);
-	expect_eq(__atomic_load_n(&w.calls, __ATOMIC_RELAXED), 1);
-	expect_eq(__atomic_load_n(&w.saw_old, __ATOMIC_RELAXED), 1);
+	expect_eq(coexist_watch_calls(&w), 1);
+	expect_eq(coexist_watch_saw_old(&w), 1);
 	/*
 	 * In bistro mode libucm's handler sits in libc's entry, chained behind
 	 * libmmn's, so it sees glibc's internal munmap. In reloc mode libucm
@@ -172,13 +132,13 @@ TEST(madvise_seen_before)
 	size_t len = 4 * (size_t)pg;
 	unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 				-1, 0);
-	struct watch w;
+	struct coexist_watch w;
 
 	assert_true(p != MAP_FAILED);
-	watch_on(&w, p, len, 0x77);
+	coexist_watch_on(&w, p, len, 0x77);
 	assert_eq(madvise(p, len, MADV_DONTNEED), 0);
-	expect_eq(__atomic_load_n(&w.calls, __ATOMIC_RELAXED), 1);
-	expect_eq(__atomic_load_n(&w.saw_old, __ATOMIC_RELAXED), 1);
+	expect_eq(coexist_watch_calls(&w), 1);
+	expect_eq(coexist_watch_saw_old(&w), 1);
 	expect_eq(p[0], 0);
 	watch_off(&w);
 	munmap(p, len);
@@ -200,13 +160,13 @@ static void *unmapper(void *arg)
 		bool after = __atomic_load_n(&installed, __ATOMIC_ACQUIRE);
 		unsigned char *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE,
 					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		struct watch w;
+		struct coexist_watch w;
 
 		if (p == MAP_FAILED)
 			break;
-		watch_on(&w, p, (size_t)pg, (unsigned char)(t + 1));
+		coexist_watch_on(&w, p, (size_t)pg, (unsigned char)(t + 1));
 		munmap(p, (size_t)pg);
-		if (__atomic_load_n(&w.saw_old, __ATOMIC_RELAXED) == 1)
+		if (coexist_watch_saw_old(&w) == 1)
 			after_ok[t] += after;
 		else if (after)
 			after_missed[t]++;
