@@ -393,7 +393,8 @@ static void prefetch_node(const struct mmn_ix_node *x, bool leaf)
  * later still. Leaves are at level it->depth (the node header, with its leaf
  * flag, is never read: one cache line less per level).
  */
-static MMN_HOT struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
+MMN_HOT
+static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
 				      unsigned int d)
 {
 	unsigned int i;
@@ -411,7 +412,8 @@ static MMN_HOT struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct 
 	return x->start[i] <= it->last ? x->ptr[i] : NULL;
 }
 
-MMN_HOT struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
+MMN_HOT
+struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       struct mmn_itree_iter *it,
 				       unsigned long start, unsigned long last)
 {

@@ -187,7 +187,8 @@ static bool in_callback(struct mmn_mm *mm)
 }
 
 /* The link that points at @range on this thread's open list, or NULL. */
-static MMN_HOT struct mmn_range **open_find(const struct mmn_range *range)
+MMN_HOT
+static struct mmn_range **open_find(const struct mmn_range *range)
 {
 	for (struct mmn_range **link = &open_top; *link; link = &(*link)->open_next)
 		if (*link == range)
@@ -218,12 +219,14 @@ static bool holds_period(struct mmn_mm *mm)
  */
 static __thread unsigned int lock_depth __attribute__((tls_model("initial-exec")));
 
-MMN_HOT bool mmn_lock_held_by_thread(void)
+MMN_HOT
+bool mmn_lock_held_by_thread(void)
 {
 	return __atomic_load_n(&lock_depth, __ATOMIC_RELAXED) != 0;
 }
 
-static MMN_HOT void mm_lock(struct mmn_mm *mm)
+MMN_HOT
+static void mm_lock(struct mmn_mm *mm)
 {
 	__atomic_store_n(&lock_depth, lock_depth + 1, __ATOMIC_RELAXED);
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
@@ -234,7 +237,8 @@ static MMN_HOT void mm_lock(struct mmn_mm *mm)
 #endif
 }
 
-static MMN_HOT void mm_unlock(struct mmn_mm *mm)
+MMN_HOT
+static void mm_unlock(struct mmn_mm *mm)
 {
 #if MMN_DEBUG
 	__atomic_store_n(&mm->owned, false, __ATOMIC_RELAXED);
@@ -504,7 +508,8 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 	return 0;
 }
 
-MMN_HOT void mmn_range_init(struct mmn_range *range, enum mmn_event event,
+MMN_HOT
+void mmn_range_init(struct mmn_range *range, enum mmn_event event,
 		    unsigned int flags, struct mmn_mm *mm, unsigned long start,
 		    unsigned long end)
 {
@@ -769,7 +774,8 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 }
 
 /* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
-static MMN_HOT struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
+MMN_HOT
+static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
 					      unsigned long *cur_seq,
 					      struct mmn_itree_iter *it)
@@ -791,7 +797,8 @@ static MMN_HOT struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 }
 
 /* Close a region; the last one of an odd period ends the period. */
-static MMN_HOT void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
+MMN_HOT
+static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	mm_lock(mm);
 	if (!mm->active_invalidate_ranges) {
@@ -822,7 +829,8 @@ static void count(uint64_t *counter, uint64_t n)
  * sequence keeps the tree still), then every queued finish in the same order.
  * Returns 0 with the region open, or -EAGAIN with the region closed.
  */
-static MMN_HOT int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
+MMN_HOT
+static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	struct mmn_finish *finishes = NULL, **finish_tail = &finishes, *f, *next;
 	struct cb_frame frame = { .mm = mm, .prev = cb_top };
@@ -895,7 +903,8 @@ static MMN_HOT int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *r
 	return ret;
 }
 
-static MMN_HOT int range_start(struct mmn_range *range, bool blockable)
+MMN_HOT
+static int range_start(struct mmn_range *range, bool blockable)
 {
 	struct mmn_range **link;
 	int ret;
@@ -927,7 +936,8 @@ static MMN_HOT int range_start(struct mmn_range *range, bool blockable)
 	return ret;
 }
 
-MMN_HOT int mmn_invalidate_range_start(struct mmn_range *range)
+MMN_HOT
+int mmn_invalidate_range_start(struct mmn_range *range)
 {
 	return range_start(range, true);
 }
@@ -937,7 +947,8 @@ int mmn_invalidate_range_start_nonblock(struct mmn_range *range)
 	return range_start(range, false);
 }
 
-MMN_HOT void mmn_invalidate_range_end(struct mmn_range *range)
+MMN_HOT
+void mmn_invalidate_range_end(struct mmn_range *range)
 {
 	struct mmn_range **link;
 	struct mmn_mm *mm;

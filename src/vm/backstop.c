@@ -104,7 +104,8 @@ static pthread_t monitor;
 static uint64_t nr_ranges, nr_events, nr_duplicates;	/* atomic */
 static __thread bool on_monitor __attribute__((tls_model("initial-exec")));
 
-MMN_HOT bool vm_backstop_running(void)
+MMN_HOT
+bool vm_backstop_running(void)
 {
 	return __atomic_load_n(&running, __ATOMIC_ACQUIRE);
 }
@@ -124,7 +125,8 @@ static void hull_add(unsigned long start, unsigned long end)
 }
 
 /* Could [start, end) hold registered memory? */
-static MMN_HOT bool hull_overlaps(unsigned long start, unsigned long end)
+MMN_HOT
+static bool hull_overlaps(unsigned long start, unsigned long end)
 {
 	return start < __atomic_load_n(&reg_hi, __ATOMIC_RELAXED) &&
 	       __atomic_load_n(&reg_lo, __ATOMIC_RELAXED) < end;
@@ -137,7 +139,8 @@ void vm_backstop_moved(unsigned long old_start, unsigned long old_end, unsigned 
 		hull_add(start, end);
 }
 
-MMN_HOT int vm_inflight_publish(unsigned long start, unsigned long end)
+MMN_HOT
+int vm_inflight_publish(unsigned long start, unsigned long end)
 {
 	unsigned int first;
 
@@ -177,7 +180,8 @@ MMN_HOT int vm_inflight_publish(unsigned long start, unsigned long end)
 	return -1;	/* all busy: the monitor may invalidate once more, harmlessly */
 }
 
-MMN_HOT void vm_inflight_done(int slot)
+MMN_HOT
+void vm_inflight_done(int slot)
 {
 	/*
 	 * After the system call: if it caused an event, the monitor has read
@@ -376,7 +380,8 @@ void vm_backstop_watch_all_anon(void)
 	vm_maps_foreach(anon_cb, NULL);
 }
 
-MMN_HOT void vm_backstop_before_unmap(unsigned long start, unsigned long end)
+MMN_HOT
+void vm_backstop_before_unmap(unsigned long start, unsigned long end)
 {
 	struct uffdio_range range = { .start = start, .len = end - start };
 

@@ -95,7 +95,8 @@ static __thread unsigned long chain_arg[VM_NCALLS] __attribute__((tls_model("ini
 static __thread void *const *chain_slot[VM_NCALLS] __attribute__((tls_model("initial-exec")));
 
 /* The next hop to call for @call, or NULL to make the system call. */
-static MMN_HOT void *chain_next(void *const *next, int call, unsigned long arg0)
+MMN_HOT
+static void *chain_next(void *const *next, int call, unsigned long arg0)
 {
 	void *fn = next ? __atomic_load_n(next, __ATOMIC_ACQUIRE) : NULL;
 
@@ -109,7 +110,8 @@ struct chain_save {
 	void *const *slot;
 };
 
-static MMN_HOT void chain_enter_slot(struct chain_save *save, void *const *next, int call,
+MMN_HOT
+static void chain_enter_slot(struct chain_save *save, void *const *next, int call,
 			     unsigned long arg0, struct vm_call *c1, struct vm_call *c2)
 {
 	vm_call_chain_enter(c1);
@@ -121,7 +123,8 @@ static MMN_HOT void chain_enter_slot(struct chain_save *save, void *const *next,
 	chain_slot[call] = next;
 }
 
-static MMN_HOT void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
+MMN_HOT
+static void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
 			struct vm_call *c2)
 {
 	if (c2)
@@ -135,7 +138,8 @@ static MMN_HOT void chain_leave(const struct chain_save *save, int call, struct 
 #define chain_enter(save, call, arg0, c1, c2) \
 	chain_enter_slot(save, next, call, arg0, c1, c2)
 
-static MMN_HOT unsigned long page_up(unsigned long x)
+MMN_HOT
+static unsigned long page_up(unsigned long x)
 {
 	return (x + vm_page_size - 1) & ~(vm_page_size - 1);
 }
@@ -144,7 +148,8 @@ static MMN_HOT unsigned long page_up(unsigned long x)
  * The page range [a, a+n) as the kernel rounds it, or an empty range (no
  * invalidation) for a call the kernel refuses without changing anything.
  */
-static MMN_HOT void page_range(unsigned long a, unsigned long n, unsigned long *start,
+MMN_HOT
+static void page_range(unsigned long a, unsigned long n, unsigned long *start,
 		       unsigned long *end)
 {
 	*start = *end = 0;
@@ -167,7 +172,8 @@ static MMN_HOT void page_range(unsigned long a, unsigned long n, unsigned long *
  */
 
 /* A foreign hook's libc-style result as the kernel's (-errno on failure). */
-static MMN_HOT long kernel_value(long r)
+MMN_HOT
+static long kernel_value(long r)
 {
 	return r == -1 ? -(long)(errno ? errno : EIO) : r;
 }
@@ -180,7 +186,8 @@ static bool kernel_failed(long ret)
 
 typedef int munmap_fn(void *, size_t);
 
-static MMN_HOT long sys_munmap(void *const *next, void *addr, size_t len)
+MMN_HOT
+static long sys_munmap(void *const *next, void *addr, size_t len)
 {
 	munmap_fn *fn = VM_FN(munmap_fn, chain_next(next, MMN_CALL_MUNMAP, (unsigned long)addr));
 	struct chain_save save;
@@ -201,12 +208,14 @@ static MMN_HOT long sys_munmap(void *const *next, void *addr, size_t len)
 	return ret;
 }
 
-MMN_HOT int vm_do_munmap(void *const *next, void *addr, size_t len)
+MMN_HOT
+int vm_do_munmap(void *const *next, void *addr, size_t len)
 {
 	return (int)raw_result(sys_munmap(next, addr, len));
 }
 
-static MMN_HOT int hook_munmap(void *addr, size_t len)
+MMN_HOT
+static int hook_munmap(void *addr, size_t len)
 {
 	return vm_do_munmap(&entry_next[MMN_CALL_MUNMAP], addr, len);
 }
@@ -265,7 +274,8 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
-static MMN_HOT int madvise_event(int advice)
+MMN_HOT
+static int madvise_event(int advice)
 {
 	switch (advice) {
 	case MADV_DONTNEED:
@@ -318,7 +328,8 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 
 typedef int madvise_fn(void *, size_t, int);
 
-static MMN_HOT long sys_madvise(void *const *next, void *addr, size_t len, int advice)
+MMN_HOT
+static long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	madvise_fn *fn = VM_FN(madvise_fn, chain_next(next, MMN_CALL_MADVISE, (unsigned long)addr));
 	int event = madvise_event(advice);
@@ -355,12 +366,14 @@ static MMN_HOT long sys_madvise(void *const *next, void *addr, size_t len, int a
 	return ret;
 }
 
-MMN_HOT int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
+MMN_HOT
+int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	return (int)raw_result(sys_madvise(next, addr, len, advice));
 }
 
-static MMN_HOT int hook_madvise(void *addr, size_t len, int advice)
+MMN_HOT
+static int hook_madvise(void *addr, size_t len, int advice)
 {
 	return vm_do_madvise(&entry_next[MMN_CALL_MADVISE], addr, len, advice);
 }
@@ -578,7 +591,8 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 
 typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
 
-static MMN_HOT long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
+MMN_HOT
+static long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		     off_t off)
 {
 	mmap_fn *fn = VM_FN(mmap_fn, chain_next(next, MMN_CALL_MMAP, (unsigned long)addr));
@@ -604,13 +618,15 @@ static MMN_HOT long sys_mmap(void *const *next, void *addr, size_t len, int prot
 	return ret;
 }
 
-MMN_HOT void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
+MMN_HOT
+void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off)
 {
 	return (void *)raw_result(sys_mmap(next, addr, len, prot, flags, fd, off));
 }
 
-static MMN_HOT void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+MMN_HOT
+static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&entry_next[MMN_CALL_MMAP], addr, len, prot, flags, fd, off);
 }

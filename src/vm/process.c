@@ -106,7 +106,8 @@ static bool raw_path_off(void)
 	return env && env[0] == '0' && !env[1];
 }
 
-MMN_HOT struct mmn_mm *vm_process_mm_or_null(void)
+MMN_HOT
+struct mmn_mm *vm_process_mm_or_null(void)
 {
 	return __atomic_load_n(&process_mm, __ATOMIC_ACQUIRE);
 }
@@ -269,7 +270,8 @@ int mmn_process_insert(struct mmn_interval_notifier *sub, unsigned long start,
 }
 
 /* Is [start, end) inside an external event this thread has open? */
-static MMN_HOT bool reported_by_caller(unsigned long start, unsigned long end)
+MMN_HOT
+static bool reported_by_caller(unsigned long start, unsigned long end)
 {
 	for (struct mmn_process_event *ev = ext_top; ev; ev = ev->outer)
 		if (ev->range.start <= start && end <= ev->range.end)
@@ -278,7 +280,8 @@ static MMN_HOT bool reported_by_caller(unsigned long start, unsigned long end)
 }
 
 /* Open a region on @mm; false if none was opened. */
-static MMN_HOT bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_event event,
+MMN_HOT
+static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_event event,
 			unsigned long start, unsigned long end)
 {
 	int err;
@@ -314,7 +317,8 @@ static MMN_HOT bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum
 	return err == 0;
 }
 
-MMN_HOT void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event event,
+MMN_HOT
+void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event event,
 		   unsigned long start, unsigned long end)
 {
 	struct mmn_mm *mm = vm_process_mm_or_null();
@@ -341,7 +345,8 @@ MMN_HOT void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum m
 	}
 }
 
-MMN_HOT void vm_call_chain_enter(struct vm_call *c)
+MMN_HOT
+void vm_call_chain_enter(struct vm_call *c)
 {
 	/*
 	 * Pushed even when no region was opened (no domain yet, a degraded
@@ -355,14 +360,16 @@ MMN_HOT void vm_call_chain_enter(struct vm_call *c)
 	ext_top = &c->ev;
 }
 
-MMN_HOT void vm_call_chain_leave(struct vm_call *c)
+MMN_HOT
+void vm_call_chain_leave(struct vm_call *c)
 {
 	if (c->pushed)
 		ext_top = c->ev.outer;
 	c->pushed = false;
 }
 
-MMN_HOT void vm_call_end(struct vm_call *c)
+MMN_HOT
+void vm_call_end(struct vm_call *c)
 {
 	/* Slot first: see "Why that is sound" in backstop.c. */
 	if (c->slot >= 0)

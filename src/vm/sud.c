@@ -211,7 +211,8 @@ static long sud_on(void)
 			   allow_start, allow_len, &selector, 0);
 }
 
-MMN_HOT char vm_sud_allow(char allow)
+MMN_HOT
+char vm_sud_allow(char allow)
 {
 	char prev = selector;
 
@@ -219,7 +220,8 @@ MMN_HOT char vm_sud_allow(char allow)
 	return prev;
 }
 
-MMN_HOT void vm_sud_restore(char prev)
+MMN_HOT
+void vm_sud_restore(char prev)
 {
 	selector = prev;
 }
