@@ -14,6 +14,10 @@
 #                        also libmmn next to libucm in both hook modes and orders, and
 #                        UCX fed by libmmn (test/coexist)
 #   libfabric-dev        libfabric 1.17: libmmn as its imported memory monitor (test/coexist)
+#                        and, from its libfabric.a, its own memhooks monitor next to libmmn
+#   libopenmpi-dev openmpi-bin
+#                        Open MPI 4.1: its memory patcher (singleton MPI_Init) next to
+#                        libmmn, both orders (test/coexist/ompi_patcher.c)
 #   libgoogle-perftools4 libjemalloc2 libmimalloc2.0
 #                        other allocators preloaded under libmmn (test/coexist, test/preload);
 #                        tcmalloc defines munmap/mremap/mmap itself

@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 mmn_install_deps spin python3 xz-utils perl mawk tar liburing-dev libucx-dev \
 	debhelper lintian devscripts fakeroot \
 	mesa-vulkan-drivers libvulkan-dev glslang-tools \
-	libfabric-dev libgoogle-perftools4 libjemalloc2 libmimalloc2.0 ||
+	libfabric-dev libgoogle-perftools4 libjemalloc2 libmimalloc2.0 \
+	libopenmpi-dev openmpi-bin ||
 	{ echo "test.sh: installing dependencies failed"; exit 1; }
 
 jobs=$(nproc)

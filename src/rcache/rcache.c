@@ -14,11 +14,15 @@
  * State changes happen under cache->lock. LIVE regions are in the index (an
  * interval treap, rtree.c) and on the clock list used for eviction.
  *
- * References are per-CPU. A region has RC_SLOTS reference slots, each on
- * its own cache line; a get or put works on the slot of the CPU it runs on
- * (sched_getcpu(), an rseq read), so hits on different CPUs write different
- * lines and scale, where one shared count would bounce its line between the
- * CPUs on every hit. A slot holds two monotonic counters:
+ * References are per-CPU. A region has one reference slot per CPU (up to
+ * RC_MAX_SLOTS; CPU number modulo the slots); a get or put works on the slot
+ * of the CPU it runs on (sched_getcpu(), an rseq read), so hits on different
+ * CPUs write different lines and scale, where one shared count would bounce
+ * its line between the CPUs on every hit. The slots live outside the region,
+ * in per-slot pages: slot s of every region of a block of 256 is in the
+ * block's page s, so a CPU writes only lines that no other CPU writes, and
+ * its prefetchers, which pull in neighbouring lines of the same page, only
+ * ever pull in its own. A slot holds two monotonic counters:
  *   gets   bit 0: INVALID, set in every slot (under the lock) when a region
  *          leaves LIVE, and kept while it is PENDING or FREE; a get never
  *          takes a reference through an INVALID slot.
@@ -42,8 +46,9 @@
  * A hit is: a look in the hint table (below), else a lock-free tree search;
  * one compare-and-swap on this CPU's slot; a check that the region
  * (type-stable memory, maybe recycled meanwhile) still covers the request. A
- * put is one atomic subtraction on this CPU's slot. Neither takes a lock, and
- * the invalidation path shares no lock with them.
+ * put is one atomic addition to the puts of this CPU's slot (and a read of
+ * its INVALID bit). Neither takes a lock, and the invalidation path shares
+ * no lock with them.
  *
  * The hint table is a software TLB in front of the tree: 2-way set-associative,
  * indexed by the page number of the request's first byte, each way a region
@@ -99,13 +104,35 @@
 
 #define REF_INVALID UINT64_C(1)
 #define REF_ONE UINT64_C(2)
-#define RC_SLOTS 8		/* reference slots per region: CPU number mod RC_SLOTS */
 
-/* One CPU's share of a region's references, alone on its cache line. */
-struct rc_slot {
+/*
+ * One CPU's share of a region's references. The shares of one CPU (slot)
+ * for all regions of a block are packed in one page, and a region's slots
+ * are REF_STRIDE apart: a hit writes only lines that its own CPU writes.
+ * (Slots on adjacent lines of the region itself did not scale: the hardware
+ * prefetchers of one CPU pull in the neighbouring lines, which other CPUs
+ * write, so the lines bounced anyway -- docs/rcache.md, "Per-CPU
+ * references".)
+ */
+struct rc_ref {
 	uint64_t gets;		/* atomic; bit 0 INVALID, then a count (REF_ONE each) */
 	uint64_t puts;		/* atomic */
-} __attribute__((aligned(64)));
+};
+
+#define REF_STRIDE 4096u	/* bytes from one slot of a region to the next */
+#define REF_BLOCK_REGIONS (REF_STRIDE / sizeof(struct rc_ref))
+#define RC_MAX_SLOTS 64u
+
+/* Slots per region (a power of two; set once, before any cache exists). */
+static unsigned int rc_nslots = 1;
+static pthread_once_t rc_slots_once = PTHREAD_ONCE_INIT;
+
+/* The reference pages of REF_BLOCK_REGIONS regions: rc_nslots pages. */
+struct rc_refblock {
+	struct rc_refblock *next;
+	unsigned int used;	/* regions given their references */
+	struct rc_ref *pages;	/* aligned to REF_STRIDE */
+};
 
 enum rc_state {
 	RC_FREE = 0,
@@ -122,10 +149,11 @@ struct rc_link {
 struct rc_region {
 	/* Hot: what a hit reads (one cache line, written rarely). */
 	struct rnode node;
+	struct rc_ref *ref;		/* slot 0's share; slot s's is s * REF_STRIDE on */
 	unsigned char referenced;	/* atomic: clock bit, set by hits */
+	unsigned int state;		/* under cache->lock; read lock-free, atomically */
 
-	/* Under cache->lock (state also read lock-free, atomically). */
-	unsigned int state;
+	/* Under cache->lock. */
 	bool on_gc;
 	pthread_t owner;		/* DEREG: the thread deregistering */
 	struct mmn_rcache *cache;
@@ -135,9 +163,11 @@ struct rc_region {
 	struct rc_region *next;		/* gc list, batches, free list */
 	struct mmn_interval_notifier sub;
 	struct mmn_finish finish;	/* the one second pass of this region */
-	struct rc_slot slot[RC_SLOTS];	/* what a hit writes: per-CPU references */
 	alignas(16) unsigned char priv[];
 };
+
+_Static_assert(offsetof(struct rc_region, state) + sizeof(unsigned int) <= 64,
+	       "what a hit reads fits one cache line");
 
 struct rc_chunk {
 	struct rc_chunk *next;
@@ -145,7 +175,14 @@ struct rc_chunk {
 };
 
 #define CHUNK_REGIONS 64
-#define HINT_BITS 12
+_Static_assert(REF_BLOCK_REGIONS % CHUNK_REGIONS == 0, "a chunk's references fit one block");
+/*
+ * 8192 sets (128 KiB): with 4096, 1024 random registrations left about 3% of
+ * them in sets of three or more, whose hits fell through to the tree and
+ * rewrote the set -- a line the other CPUs read (bench_rcache_hit: 2 threads
+ * 19.3 -> 17.8 ns per pair, 1 thread 17.1 -> 16.5).
+ */
+#define HINT_BITS 13
 #define HINT_SETS (1u << HINT_BITS)
 
 struct rc_hint {
@@ -171,6 +208,7 @@ struct mmn_rcache {
 	struct rc_region *gc;		/* DEAD, unused: notifier to remove */
 	struct rc_region *free;
 	struct rc_chunk *chunks;
+	struct rc_refblock *refs;	/* newest (the one being filled) first */
 	unsigned long nr_live, bytes_live, nr_dead;
 	struct {
 		uint64_t gets_folded, hits_slow, misses, failures, retries;
@@ -223,12 +261,31 @@ static void *rc_priv(struct mmn_rcache *c, struct rc_region *r, unsigned int i)
 	return (unsigned char *)r + c->priv_off[i];
 }
 
-/* The calling thread's reference slot: its CPU's (an rseq read in glibc). */
+/*
+ * The calling thread's reference slot: its CPU's (an rseq read in glibc).
+ * -1 (no CPU number) and CPUs beyond the slots share slots: only the sums
+ * count, so sharing costs speed, never correctness.
+ */
 static inline unsigned int rc_slot_index(void)
 {
-	int cpu = sched_getcpu();
+	return (unsigned int)sched_getcpu() & (rc_nslots - 1);
+}
 
-	return cpu > 0 ? (unsigned int)cpu % RC_SLOTS : 0;
+/* Slot @s's share of @r's references. */
+static inline struct rc_ref *rc_ref(const struct rc_region *r, unsigned int s)
+{
+	return (struct rc_ref *)((char *)r->ref + (size_t)s * REF_STRIDE);
+}
+
+/* One slot per CPU the system may have, up to RC_MAX_SLOTS (pthread_once). */
+static void rc_slots_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	unsigned int slots = 1;
+
+	while (slots < RC_MAX_SLOTS && (long)slots < n)
+		slots <<= 1;
+	rc_nslots = slots;
 }
 
 /* Holders of @r: references taken less those dropped, over every slot. */
@@ -236,9 +293,9 @@ static uint64_t rc_holders(const struct rc_region *r)
 {
 	uint64_t gets = 0, puts = 0;
 
-	for (unsigned int i = 0; i < RC_SLOTS; i++) {
-		gets += __atomic_load_n(&r->slot[i].gets, __ATOMIC_SEQ_CST) >> 1;
-		puts += __atomic_load_n(&r->slot[i].puts, __ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < rc_nslots; i++) {
+		gets += __atomic_load_n(&rc_ref(r, i)->gets, __ATOMIC_SEQ_CST) >> 1;
+		puts += __atomic_load_n(&rc_ref(r, i)->puts, __ATOMIC_SEQ_CST);
 	}
 	return gets - puts;
 }
@@ -263,7 +320,7 @@ static uint64_t rc_holders_checked_locked(struct mmn_rcache *c, struct rc_region
 
 	if (likely(h >= 0))
 		return (uint64_t)h;
-	__atomic_fetch_sub(&r->slot[s].puts, (uint64_t)-h, __ATOMIC_SEQ_CST);
+	__atomic_fetch_sub(&rc_ref(r, s)->puts, (uint64_t)-h, __ATOMIC_SEQ_CST);
 	c->st.put_errors += (uint64_t)-h;
 	rec = (struct mmn_log_record){
 		.level = MMN_LOG_ERROR,
@@ -280,23 +337,23 @@ static uint64_t rc_gets(const struct rc_region *r)
 {
 	uint64_t gets = 0;
 
-	for (unsigned int i = 0; i < RC_SLOTS; i++)
-		gets += __atomic_load_n(&r->slot[i].gets, __ATOMIC_RELAXED) >> 1;
+	for (unsigned int i = 0; i < rc_nslots; i++)
+		gets += __atomic_load_n(&rc_ref(r, i)->gets, __ATOMIC_RELAXED) >> 1;
 	return gets;
 }
 
 /* INVALID into every slot: no get takes a reference from now on. Lock held. */
 static void rc_set_invalid(struct rc_region *r)
 {
-	for (unsigned int i = 0; i < RC_SLOTS; i++)
-		__atomic_fetch_or(&r->slot[i].gets, REF_INVALID, __ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < rc_nslots; i++)
+		__atomic_fetch_or(&rc_ref(r, i)->gets, REF_INVALID, __ATOMIC_SEQ_CST);
 }
 
 /* Undo rc_set_invalid() on a region that turned out to be held. Lock held. */
 static void rc_clear_invalid(struct rc_region *r)
 {
-	for (unsigned int i = 0; i < RC_SLOTS; i++)
-		__atomic_fetch_and(&r->slot[i].gets, ~REF_INVALID, __ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < rc_nslots; i++)
+		__atomic_fetch_and(&rc_ref(r, i)->gets, ~REF_INVALID, __ATOMIC_SEQ_CST);
 }
 
 /*
@@ -306,9 +363,9 @@ static void rc_clear_invalid(struct rc_region *r)
  */
 static void rc_set_refs(struct rc_region *r, uint64_t holders, bool invalid)
 {
-	for (unsigned int i = RC_SLOTS; i-- > 0;) {
-		__atomic_store_n(&r->slot[i].puts, 0, __ATOMIC_RELAXED);
-		__atomic_store_n(&r->slot[i].gets,
+	for (unsigned int i = rc_nslots; i-- > 0;) {
+		__atomic_store_n(&rc_ref(r, i)->puts, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&rc_ref(r, i)->gets,
 				 (i ? 0 : holders * REF_ONE) | (invalid ? REF_INVALID : 0),
 				 __ATOMIC_RELEASE);
 	}
@@ -427,11 +484,40 @@ static void rc_dead(struct mmn_rcache *c, struct rc_region *r, bool queue)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* A block of reference pages, zeroed; the caller links it. */
+static struct rc_refblock *rc_refblock_new(void)
+{
+	struct rc_refblock *b = malloc(sizeof(*b));
+	size_t size = (size_t)rc_nslots * REF_STRIDE;
+
+	if (!b)
+		return NULL;
+	b->pages = aligned_alloc(REF_STRIDE, size);
+	if (!b->pages) {
+		free(b);
+		return NULL;
+	}
+	memset(b->pages, 0, size);
+	b->used = 0;
+	b->next = NULL;
+	return b;
+}
+
+static void rc_refblock_free(struct rc_refblock *b)
+{
+	if (b) {
+		free(b->pages);
+		free(b);
+	}
+}
+
 /* Take a region from the slab; the caller owns it (PENDING, INVALID). */
 static struct rc_region *rc_alloc(struct mmn_rcache *c)
 {
+	struct rc_refblock *spare = NULL;
 	struct rc_region *r;
 	struct rc_chunk *ch;
+	struct rc_ref *refs;
 
 	pthread_mutex_lock(&c->lock);
 	r = c->free;
@@ -446,15 +532,34 @@ static struct rc_region *rc_alloc(struct mmn_rcache *c)
 	if (!ch)
 		return NULL;
 	memset(ch, 0, sizeof(*ch) + CHUNK_REGIONS * c->region_size);
+	pthread_mutex_lock(&c->lock);
+	/* The chunk's references: the rest of the newest block, or a new one. */
+	while (!c->refs || c->refs->used + CHUNK_REGIONS > REF_BLOCK_REGIONS) {
+		if (spare) {
+			spare->next = c->refs;
+			c->refs = spare;
+			spare = NULL;
+			continue;
+		}
+		pthread_mutex_unlock(&c->lock);
+		spare = rc_refblock_new();
+		if (!spare) {
+			free(ch);
+			return NULL;
+		}
+		pthread_mutex_lock(&c->lock);
+	}
+	refs = c->refs->pages + c->refs->used;
+	c->refs->used += CHUNK_REGIONS;
 	for (unsigned int i = 0; i < CHUNK_REGIONS; i++) {
 		struct rc_region *x = (struct rc_region *)(ch->mem + i * c->region_size);
 
+		x->ref = refs + i;
 		rc_set_refs(x, 0, true);
 		x->cache = c;
 		link_init(&x->lru);
 		link_init(&x->all);
 	}
-	pthread_mutex_lock(&c->lock);
 	ch->next = c->chunks;
 	c->chunks = ch;
 	for (unsigned int i = 1; i < CHUNK_REGIONS; i++) {
@@ -464,6 +569,7 @@ static struct rc_region *rc_alloc(struct mmn_rcache *c)
 		c->free = x;
 	}
 	pthread_mutex_unlock(&c->lock);
+	rc_refblock_free(spare);	/* another thread linked one meanwhile */
 	return (struct rc_region *)ch->mem;
 }
 
@@ -713,13 +819,13 @@ static inline bool rc_covers(const struct rc_region *r, unsigned long addr, unsi
 /* A reference through slot @s unless the region is INVALID. */
 static inline bool rc_tryget(struct rc_region *r, unsigned int s)
 {
-	uint64_t v = __atomic_load_n(&r->slot[s].gets, __ATOMIC_RELAXED);
+	uint64_t v = __atomic_load_n(&rc_ref(r, s)->gets, __ATOMIC_RELAXED);
 
 	do {
 		if (unlikely(v & REF_INVALID))
 			return false;
 		/* Acquire: pairs with the release that published this incarnation. */
-	} while (!__atomic_compare_exchange_n(&r->slot[s].gets, &v, v + REF_ONE, true,
+	} while (!__atomic_compare_exchange_n(&rc_ref(r, s)->gets, &v, v + REF_ONE, true,
 					      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED));
 	return true;
 }
@@ -758,9 +864,9 @@ static void rc_put_ref(struct rc_region *r, unsigned int s)
 	 * end. Sequentially consistent with the load after it: see the top of
 	 * this file.
 	 */
-	__atomic_fetch_add(&r->slot[s].puts, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&rc_ref(r, s)->puts, 1, __ATOMIC_SEQ_CST);
 	/* Maybe the last holder: only the sums under the lock can tell. */
-	if (unlikely(__atomic_load_n(&r->slot[s].gets, __ATOMIC_SEQ_CST) & REF_INVALID))
+	if (unlikely(__atomic_load_n(&rc_ref(r, s)->gets, __ATOMIC_SEQ_CST) & REF_INVALID))
 		rc_put_last(r, s);
 }
 
@@ -1004,6 +1110,7 @@ int mmn_rcache_new(const struct mmn_rcache_config *cfg, struct mmn_rcache **cach
 		if (!cfg->devs[i].ops || !cfg->devs[i].ops->reg || !cfg->devs[i].ops->dereg_start)
 			return -EINVAL;
 
+	pthread_once(&rc_slots_once, rc_slots_init);
 	c = aligned_alloc(64, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -1120,6 +1227,12 @@ int mmn_rcache_destroy(struct mmn_rcache *c)
 
 		c->chunks = ch->next;
 		free(ch);
+	}
+	while (c->refs) {
+		struct rc_refblock *b = c->refs;
+
+		c->refs = b->next;
+		rc_refblock_free(b);
 	}
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);

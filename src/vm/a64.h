@@ -56,4 +56,13 @@ MMN_HIDDEN bool mmn_a64_cmodx_safe(uint32_t insn);
  */
 MMN_HIDDEN bool mmn_a64_is_foreign_jump(const uint32_t *entry, size_t n);
 
+/*
+ * Where such a patch at @entry (@n words readable, at their real address:
+ * an ldr literal is read from memory) jumps: a B's target, or the value the
+ * movz/movn/movk/ldr-literal/adrp/add sequence leaves in the register the
+ * br uses. False when @entry is not one (mmn_a64_is_foreign_jump() false)
+ * or its value cannot be computed.
+ */
+MMN_HIDDEN bool mmn_a64_foreign_target(const uint32_t *entry, size_t n, uint64_t *target);
+
 #endif /* MMN_VM_A64_H */

@@ -27,6 +27,7 @@
  * an even word offset.
  */
 #include <errno.h>
+#include <string.h>
 
 #include "a64.h"
 
@@ -202,6 +203,69 @@ bool mmn_a64_is_foreign_jump(const uint32_t *entry, size_t n)
 		if ((entry[i] & 0xfffffc1fu) == 0xd61f0000u)	/* br Xn */
 			return i > 0 && (int)((entry[i] >> 5) & 0x1fu) == reg;
 		if (!builds_register(entry[i], &reg))
+			return false;
+	}
+	return false;
+}
+
+/*
+ * Apply @insn, which builds register @reg (builds_register() said so) and
+ * sits at @pc, to the value *@v computed so far. False for a form whose
+ * value cannot be known here (add from another register).
+ */
+static bool apply_build(uint32_t insn, uint64_t pc, uint64_t *v)
+{
+	unsigned int shift = ((insn >> 21) & 3u) * 16;
+	uint64_t imm16 = (insn >> 5) & 0xffffu, lit;
+
+	switch (insn & 0xff800000u) {
+	case 0xd2800000u:	/* movz */
+		*v = imm16 << shift;
+		return true;
+	case 0x92800000u:	/* movn */
+		*v = ~(imm16 << shift);
+		return true;
+	case 0xf2800000u:	/* movk */
+		*v = (*v & ~(0xffffULL << shift)) | (imm16 << shift);
+		return true;
+	case 0x91000000u:	/* add x, x, #imm{, lsl #12}: from the same register only */
+		if (((insn >> 5) & 0x1fu) != (insn & 0x1fu))
+			return false;
+		*v += (uint64_t)((insn >> 10) & 0xfffu) << ((insn & (1u << 22)) ? 12 : 0);
+		return true;
+	default:
+		break;
+	}
+	if ((insn & 0xff000000u) == 0x58000000u) {	/* ldr x, literal */
+		uint64_t at = pc + (uint64_t)(sext((insn >> 5) & 0x7ffffu, 19) * 4);
+
+		memcpy(&lit, (const void *)(uintptr_t)at, sizeof(lit));
+		*v = lit;
+		return true;
+	}
+	/* adrp */
+	*v = (pc & ~0xfffULL) +
+	     (uint64_t)(sext((((insn >> 5) & 0x7ffffu) << 2) | ((insn >> 29) & 3u), 21) * 4096);
+	return true;
+}
+
+bool mmn_a64_foreign_target(const uint32_t *entry, size_t n, uint64_t *target)
+{
+	uint64_t pc = (uintptr_t)entry, v = 0;
+	int reg = -1;
+
+	if (n && (entry[0] & 0xfc000000u) == 0x14000000u) {	/* b */
+		*target = pc + (uint64_t)(sext(entry[0] & 0x3ffffffu, 26) * 4);
+		return true;
+	}
+	for (size_t i = 0; i < n && i < 6; i++) {
+		if ((entry[i] & 0xfffffc1fu) == 0xd61f0000u) {	/* br Xn */
+			if (i == 0 || (int)((entry[i] >> 5) & 0x1fu) != reg)
+				return false;
+			*target = v;
+			return true;
+		}
+		if (!builds_register(entry[i], &reg) || !apply_build(entry[i], pc + 4 * i, &v))
 			return false;
 	}
 	return false;

@@ -931,6 +931,23 @@ static uint64_t rechains;		/* atomic: foreign patches chained after install */
 /* Foreign entry patches found, one per call (the latest). */
 static struct vm_foreign foreign_entry[VM_NCALLS];
 
+/*
+ * An entry's first bytes as libmmn left them when it chained: its jump, then
+ * the rest of the foreign patch. Other bytes behind libmmn's jump later mean
+ * the foreign library wrote back what it had saved -- libfabric's memhooks
+ * does when its last cache goes, and the library may be unloaded after --
+ * so libmmn stops calling its hook.
+ */
+#define ENTRY_SNAP 16
+static unsigned char entry_snap[VM_NCALLS][ENTRY_SNAP];
+
+/* Under the recheck lock (or before install), as entry_snap[] is written. */
+static bool foreign_withdrawn(int i)
+{
+	return __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED) &&
+	       memcmp(targets[i], entry_snap[i], ENTRY_SNAP) != 0;
+}
+
 static void note_foreign(int i, void *dest)
 {
 	struct vm_foreign *f = &foreign_entry[i];
@@ -966,8 +983,10 @@ static int install_one(int i, bool *changed)
 	    !vm_patch_is_jump(target))
 		return 0;
 	err = vm_patch_chain(target, h->hook, &entry_next[i], changed);
-	if (!err && *changed)
+	if (!err && *changed) {
 		note_foreign(i, __atomic_load_n(&entry_next[i], __ATOMIC_ACQUIRE));
+		memcpy(entry_snap[i], target, ENTRY_SNAP);
+	}
 	return err;
 }
 
@@ -1025,7 +1044,10 @@ void vm_hooks_recheck_range(unsigned long start, unsigned long end)
 	for (int i = 0; i < VM_NCALLS; i++) {
 		unsigned long t = (unsigned long)targets[i];
 
-		if (t && start <= t && t < end && !vm_patch_is_ours(targets[i], hook_defs[i].hook))
+		/* A chained entry's snapshot is compared under the lock, below. */
+		if (t && start <= t && t < end &&
+		    (!vm_patch_is_ours(targets[i], hook_defs[i].hook) ||
+		     __atomic_load_n(&entry_next[i], __ATOMIC_RELAXED)))
 			goto work;
 	}
 	return;
@@ -1036,8 +1058,18 @@ work:
 		bool changed;
 		int err;
 
-		if (!targets[i] || vm_patch_is_ours(targets[i], hook_defs[i].hook))
+		if (!targets[i])
 			continue;
+		if (vm_patch_is_ours(targets[i], hook_defs[i].hook)) {
+			if (!foreign_withdrawn(i))
+				continue;
+			/* Threads already in the foreign hook finish there. */
+			__atomic_store_n(&entry_next[i], NULL, __ATOMIC_RELEASE);
+			foreign_entry[i].present = false;
+			__atomic_add_fetch(&rechains, 1, __ATOMIC_RELAXED);
+			set_method(i, 0);
+			continue;
+		}
 		err = install_one(i, &changed);
 		if (changed)
 			__atomic_add_fetch(&rechains, 1, __ATOMIC_RELAXED);

@@ -86,29 +86,13 @@ static void *foreign_jump_target(const unsigned char *entry)
 static unsigned char *trampolines;	/* one page, near libc */
 static unsigned int trampolines_used;
 
-/* Map a page within rel32 reach of @near, or return NULL. */
+/*
+ * A page within rel32 reach of @near: 2 GiB, less 16 MiB, so that every
+ * other function of libc (the page serves them all) is within reach too.
+ */
 static unsigned char *map_near(uintptr_t near)
 {
-	const uintptr_t step = 1UL << 24, reach = (1UL << 31) - 2 * PAGE;
-	uintptr_t base = near & ~(PAGE - 1);
-
-	for (uintptr_t d = step; d < reach; d += step) {
-		for (int dir = -1; dir <= 1; dir += 2) {
-			uintptr_t hint = dir < 0 ? base - d : base + d;
-			long p;
-
-			if ((dir < 0 && d > base) || hint == 0)
-				continue;
-			p = raw_syscall(SYS_mmap, hint, PAGE, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-			if (p < 0 && p > -4096)
-				continue;
-			if ((uintptr_t)p == hint)
-				return (unsigned char *)p;
-			raw_syscall(SYS_munmap, p, PAGE, 0, 0, 0, 0);
-		}
-	}
-	return NULL;
+	return vm_map_near(near, (1UL << 31) - (16UL << 20), 1UL << 24);
 }
 
 /*
@@ -313,7 +297,7 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	return 0;
 }
 
-#else
+#elif !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 
 /*
  * No chaining here: vm_patch_chain() is a plain entry patch, and an entry
@@ -334,7 +318,6 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	return vm_patch_entry(target, hook);
 }
 
-#if !defined(__aarch64__)	/* aarch64: patch_aarch64.c */
 bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
 {
 	(void)target;
@@ -352,9 +335,38 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	(void)original;
 	return -ENOSYS;
 }
-#endif
 
 #endif
+
+unsigned char *vm_map_near(uintptr_t near, uintptr_t reach, uintptr_t step)
+{
+	const uintptr_t page = vm_page_size;
+	uintptr_t base = near & ~(page - 1);
+
+	for (uintptr_t d = step; d < reach; d += step) {
+		for (int dir = 1; dir >= -1; dir -= 2) {
+			uintptr_t hint = dir < 0 ? base - d : base + d;
+			long p;
+
+			if (dir < 0 && d >= base)
+				continue;
+			/*
+			 * A plain hint: the kernel uses it when that range is free and
+			 * never replaces anything. Not MAP_FIXED_NOREPLACE: qemu-user
+			 * ignores a hint that comes with it. Where the hint is taken,
+			 * the kernel's choice may still be within reach.
+			 */
+			p = raw_syscall(SYS_mmap, hint, page, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p < 0 && p > -4096)
+				return NULL;
+			if ((uintptr_t)p - near < reach || near - (uintptr_t)p < reach)
+				return (unsigned char *)p;
+			raw_syscall(SYS_munmap, p, page, 0, 0, 0, 0);
+		}
+	}
+	return NULL;
+}
 
 void *vm_libc_symbol(const char *name)
 {

@@ -34,6 +34,18 @@
  * The old code is never needed again (the hooks make their own system
  * calls), except a detour's displaced word, which runs from the trampoline.
  *
+ * Chaining (vm_patch_chain()). An entry another library has patched --
+ * UCX's bistro, libfabric's memhooks and Open MPI's patcher all write
+ * `movz/movk x15 (x4); br x15`; others a B or `ldr x16/x17, lit; br` -- is
+ * decoded (mmn_a64_foreign_target()): that destination becomes the hook's
+ * "next", published before the entry changes, and the entry's first word
+ * becomes libmmn's `b slot`; the rest of the foreign sequence is never
+ * reached again. The same rule as above decides when: the foreign first
+ * word (a movz) is not in the set the Arm ARM allows, so a foreign patch is
+ * chained only while the process is single-threaded -- otherwise -EBUSY,
+ * logged, and that call is left to the backstop -- unless it begins with a
+ * B. A hook slot is made once per hook and reused by every re-chain.
+ *
  * libc's text page is made writable for the store by mprotect. Where libc is
  * BTI-guarded (built with BTI and the CPU has it), PROT_BTI is kept in both
  * calls, or the page would lose its guard.
@@ -82,34 +94,10 @@ static void report(const char *what, uintptr_t at)
 	mmn_log(&rec);
 }
 
-/* Map one page within B's reach of @near, or return NULL. */
+/* One page within B's reach of @near. */
 static unsigned char *map_near(uintptr_t near)
 {
-	const uintptr_t step = 1UL << 20, page = vm_page_size;
-	uintptr_t base = near & ~(page - 1);
-
-	for (uintptr_t d = step; d < REACH; d += step) {
-		for (int dir = 1; dir >= -1; dir -= 2) {
-			uintptr_t hint = dir < 0 ? base - d : base + d;
-			long p;
-
-			if (dir < 0 && d > base)
-				continue;
-			/*
-			 * A plain hint: the kernel uses it when that range is free and
-			 * never replaces anything (qemu-user ignores hints that come
-			 * with MAP_FIXED_NOREPLACE, so that flag is not used).
-			 */
-			p = raw_syscall(SYS_mmap, hint, page, PROT_READ | PROT_WRITE,
-					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-			if (p < 0 && p > -4096)
-				return NULL;
-			if ((uintptr_t)p - near < REACH || near - (uintptr_t)p < REACH)
-				return (unsigned char *)p;
-			raw_syscall(SYS_munmap, p, page, 0, 0, 0, 0);
-		}
-	}
-	return NULL;
+	return vm_map_near(near, REACH, 1UL << 20);
 }
 
 /* One aligned 32-bit store: single-copy atomic. Not a builtin: see patch.c. */
@@ -227,14 +215,48 @@ bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
  * target + 4, and *@original is where to call the function. @prologue, if
  * given, must be exactly the first word (@prologue_len 4).
  */
-int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
-		    size_t prologue_len, void **original)
+/* Hook slots already made (never freed): a re-chain reuses its hook's. */
+#define HOOK_SLOTS_MAX 16
+static struct {
+	vm_hook_fn *hook;
+	uint32_t *slot;
+} hook_slots[HOOK_SLOTS_MAX];
+
+static uint32_t *hook_slot_find(vm_hook_fn *hook, uintptr_t near)
+{
+	for (int i = 0; i < HOOK_SLOTS_MAX && hook_slots[i].hook; i++) {
+		uint32_t unused;
+
+		if (hook_slots[i].hook == hook &&
+		    mmn_a64_encode_b(near, (uintptr_t)hook_slots[i].slot, &unused))
+			return hook_slots[i].slot;
+	}
+	return NULL;
+}
+
+static void hook_slot_remember(vm_hook_fn *hook, uint32_t *slot)
+{
+	for (int i = 0; i < HOOK_SLOTS_MAX; i++) {
+		if (!hook_slots[i].hook) {
+			hook_slots[i].slot = slot;
+			hook_slots[i].hook = hook;
+			return;
+		}
+	}
+}
+
+/*
+ * vm_patch_detour(), and with @chain, over whatever the entry holds
+ * (vm_patch_chain() has decoded it).
+ */
+static int patch(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		 size_t prologue_len, void **original, bool chain)
 {
 	uintptr_t t = (uintptr_t)target, page = t & ~(vm_page_size - 1);
 	const uint32_t *entry = target;
 	const ElfW(Sym) *sym = NULL;
 	uint32_t first, branch, *slot, *resume = NULL;
-	unsigned char *tramp;
+	unsigned char *tramp = NULL;
 	const char *why;
 	size_t words;
 	Dl_info info;
@@ -247,7 +269,7 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 		return -ENOEXEC;
 	first = entry[0];
 	words = sym->st_size / 4;
-	if (mmn_a64_is_foreign_jump(entry, words < 6 ? words : 6))
+	if (!chain && mmn_a64_is_foreign_jump(entry, words < 6 ? words : 6))
 		return -EEXIST;	/* somebody's jump already */
 	if (prologue && (prologue_len != 4 || memcmp(entry, prologue, 4)))
 		return -ENOEXEC;	/* not the code the caller expects */
@@ -257,6 +279,9 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 		return -EBUSY;
 	}
 
+	slot = original ? NULL : hook_slot_find(hook, t);
+	if (slot)
+		goto write_entry;
 	tramp = map_near(t);
 	if (!tramp)
 		return -ENOMEM;
@@ -277,16 +302,17 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 			return n < 0 ? n : -ERANGE;
 		}
 	}
-	if (!mmn_a64_encode_b(t, (uintptr_t)slot, &branch)) {
-		raw_syscall(SYS_munmap, tramp, vm_page_size, 0, 0, 0, 0);
-		return -ERANGE;
-	}
 	__builtin___clear_cache((char *)tramp, (char *)tramp + DETOUR_SLOT);
 	ret = raw_syscall(SYS_mprotect, tramp, vm_page_size, PROT_READ | PROT_EXEC, 0, 0, 0);
 	if (ret) {
 		raw_syscall(SYS_munmap, tramp, vm_page_size, 0, 0, 0, 0);
 		return (int)ret;
 	}
+	if (!original)
+		hook_slot_remember(hook, slot);
+write_entry:
+	if (!mmn_a64_encode_b(t, (uintptr_t)slot, &branch))
+		return -ERANGE;
 
 	/* An aligned word never crosses a page. */
 	bti = bti_prot(t);
@@ -300,6 +326,68 @@ int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologu
 	sync_cores();
 	if (original)
 		*original = resume;
+	return 0;
+}
+
+int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned char *prologue,
+		    size_t prologue_len, void **original)
+{
+	return patch(target, hook, prologue, prologue_len, original, false);
+}
+
+/* How many of @target's first words a foreign patch may occupy (0: none readable). */
+static size_t entry_words(const void *target)
+{
+	const ElfW(Sym) *sym = NULL;
+	Dl_info info;
+
+	if (!target || ((uintptr_t)target & 3) ||
+	    !dladdr1(target, &info, (void **)&sym, RTLD_DL_SYMENT) || !sym || sym->st_size < 4)
+		return 0;
+	return sym->st_size / 4 < 6 ? sym->st_size / 4 : 6;
+}
+
+/* Where the foreign patch at @target jumps, or NULL if it is none libmmn can follow. */
+static void *foreign_target(const void *target)
+{
+	size_t words = entry_words(target);
+	uint64_t dest;
+
+	if (!words || !mmn_a64_foreign_target(target, words, &dest))
+		return NULL;
+	return (void *)(uintptr_t)dest;
+}
+
+bool vm_patch_is_jump(const void *target)
+{
+	return foreign_target(target) != NULL;
+}
+
+int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
+{
+	const uint32_t *entry = target;
+	void *dest;
+	int err;
+
+	*changed = false;
+	if (vm_patch_is_ours(target, hook))
+		return 0;
+	dest = foreign_target(target);
+	if (!dest && mmn_a64_is_foreign_jump(entry, entry_words(target)))
+		return -EEXIST;	/* a jump whose destination cannot be known */
+	if (dest == VM_ADDR(hook))
+		return 0;	/* a foreign patch straight to our hook: nothing to chain */
+	if (dest && !mmn_a64_cmodx_safe(entry[0]) && !single_threaded()) {
+		report("patch (aarch64): another library patched this entry with a sequence whose first instruction the Arm ARM does not let us replace while other threads may run it, and threads exist: not chained (load it, or call mmn_process_mm(), before creating threads)",
+		       (uintptr_t)target);
+		return -EBUSY;
+	}
+	/* Publish the next hop before any thread can take the new branch. */
+	__atomic_store_n(next, dest, __ATOMIC_RELEASE);
+	err = patch(target, hook, NULL, 0, NULL, dest != NULL);
+	if (err)
+		return err;
+	*changed = true;
 	return 0;
 }
 

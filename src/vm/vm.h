@@ -34,6 +34,12 @@ MMN_HIDDEN int vm_patch_detour(void *target, vm_hook_fn *hook, const unsigned ch
 			      size_t len, void **original);
 MMN_HIDDEN void *vm_libc_symbol(const char *name);
 /*
+ * A fresh read+write page within @reach bytes of @near (either side),
+ * searched outwards in steps of @step; NULL if none. For trampolines that a
+ * patched entry's branch (x86-64 rel32, aarch64 B) must reach.
+ */
+MMN_HIDDEN unsigned char *vm_map_near(uintptr_t near, uintptr_t reach, uintptr_t step);
+/*
  * Make @target jump to @hook whatever is there: a foreign jump's destination
  * is stored in *@next (NULL if there was none) before the entry is
  * rewritten, and the hook calls it. Nothing is written if the entry already

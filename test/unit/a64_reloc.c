@@ -189,6 +189,48 @@ TEST(foreign_jumps)
 	expect_false(mmn_a64_is_foreign_jump(movk_br_other, 3));
 }
 
+/* Where each patch form jumps (what libmmn chains to). */
+TEST(foreign_targets)
+{
+	static const uint32_t munmap_entry[] = { 0xd503201f, 0xd2801ae8, 0xd4000001,
+						 0xb13ffc1f, 0x54000042, 0xd65f03c0 };
+	static const uint32_t b_entry[] = { 0x14000400 };	/* b .+0x1000 */
+	static const uint32_t b_back[] = { 0x17ffffff };	/* b .-4 */
+	/* UCX's, libfabric's and Open MPI's shape: movz/movk x17 x4; br x17 */
+	static const uint32_t movk_br[] = { 0xd2e24691, 0xf2c24691, 0xf2a24691, 0xf2824691,
+					    0xd61f0220 };
+	static const uint32_t movk_br_other[] = { 0xd2e24691, 0xf2c24691, 0xd61f0200 };
+	/* movn x16, #0; movk x16, #0xbeef; br x16 */
+	static const uint32_t movn_br[] = { 0x92800010, 0xf297ddf0, 0xd61f0200 };
+	/* adrp x16, .+1 page; add x16, x16, #0x10; br x16 */
+	static const uint32_t adrp_add_br[] = { 0xb0000010, 0x91004210, 0xd61f0200 };
+	/* add x16, x17, #0x10 (another register): unknown value */
+	static const uint32_t add_other[] = { 0xd2800011, 0x91004230, 0xd61f0200 };
+	/* ldr x16, .+8; br x16; .quad 0x0123456789abcdef */
+	uint64_t ldr_br[2] = { 0 };
+	uint32_t words[2] = { 0x58000050, 0xd61f0200 };
+	uint64_t lit = 0x0123456789abcdefULL, t = 0;
+
+	memcpy(&ldr_br[0], words, sizeof(words));
+	ldr_br[1] = lit;
+	expect_false(mmn_a64_foreign_target(munmap_entry, 6, &t));
+	expect_true(mmn_a64_foreign_target(b_entry, 1, &t));
+	expect_eq_ul(t, (uintptr_t)b_entry + 0x1000);
+	expect_true(mmn_a64_foreign_target(b_back, 1, &t));
+	expect_eq_ul(t, (uintptr_t)b_back - 4);
+	expect_true(mmn_a64_foreign_target(movk_br, 5, &t));
+	expect_eq_ul(t, 0x1234123412341234UL);
+	expect_false(mmn_a64_foreign_target(movk_br, 4, &t));	/* no br in reach */
+	expect_false(mmn_a64_foreign_target(movk_br_other, 3, &t));
+	expect_true(mmn_a64_foreign_target(movn_br, 3, &t));
+	expect_eq_ul(t, 0xffffffffffffbeefUL);
+	expect_true(mmn_a64_foreign_target(adrp_add_br, 3, &t));
+	expect_eq_ul(t, ((uintptr_t)adrp_add_br & ~0xfffUL) + 0x1000 + 0x10);
+	expect_false(mmn_a64_foreign_target(add_other, 3, &t));
+	expect_true(mmn_a64_foreign_target((const uint32_t *)ldr_br, 2, &t));
+	expect_eq_ul(t, lit);
+}
+
 #if defined(__aarch64__)
 typedef long code_fn(long);
 
@@ -269,6 +311,7 @@ int main(void)
 	RUN(branch_encoding_and_reach);
 	RUN(concurrent_modification_set);
 	RUN(foreign_jumps);
+	RUN(foreign_targets);
 #if defined(__aarch64__)
 	RUN(relocated_code_runs_the_same);
 #else
