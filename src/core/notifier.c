@@ -187,6 +187,7 @@ static bool in_callback(struct mmn_mm *mm)
 }
 
 /* The link that points at @range on this thread's open list, or NULL. */
+MMN_HOT
 static struct mmn_range **open_find(const struct mmn_range *range)
 {
 	for (struct mmn_range **link = &open_top; *link; link = &(*link)->open_next)
@@ -218,11 +219,13 @@ static bool holds_period(struct mmn_mm *mm)
  */
 static __thread unsigned int lock_depth __attribute__((tls_model("initial-exec")));
 
+MMN_HOT
 bool mmn_lock_held_by_thread(void)
 {
 	return __atomic_load_n(&lock_depth, __ATOMIC_RELAXED) != 0;
 }
 
+MMN_HOT
 static void mm_lock(struct mmn_mm *mm)
 {
 	__atomic_store_n(&lock_depth, lock_depth + 1, __ATOMIC_RELAXED);
@@ -234,6 +237,7 @@ static void mm_lock(struct mmn_mm *mm)
 #endif
 }
 
+MMN_HOT
 static void mm_unlock(struct mmn_mm *mm)
 {
 #if MMN_DEBUG
@@ -504,6 +508,7 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 	return 0;
 }
 
+MMN_HOT
 void mmn_range_init(struct mmn_range *range, enum mmn_event event,
 		    unsigned int flags, struct mmn_mm *mm, unsigned long start,
 		    unsigned long end)
@@ -769,6 +774,7 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 }
 
 /* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
+MMN_HOT
 static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
 					      unsigned long *cur_seq,
@@ -791,6 +797,7 @@ static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 }
 
 /* Close a region; the last one of an odd period ends the period. */
+MMN_HOT
 static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	mm_lock(mm);
@@ -822,6 +829,7 @@ static void count(uint64_t *counter, uint64_t n)
  * sequence keeps the tree still), then every queued finish in the same order.
  * Returns 0 with the region open, or -EAGAIN with the region closed.
  */
+MMN_HOT
 static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	struct mmn_finish *finishes = NULL, **finish_tail = &finishes, *f, *next;
@@ -895,6 +903,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range)
 	return ret;
 }
 
+MMN_HOT
 static int range_start(struct mmn_range *range, bool blockable)
 {
 	struct mmn_range **link;
@@ -927,6 +936,7 @@ static int range_start(struct mmn_range *range, bool blockable)
 	return ret;
 }
 
+MMN_HOT
 int mmn_invalidate_range_start(struct mmn_range *range)
 {
 	return range_start(range, true);
@@ -937,6 +947,7 @@ int mmn_invalidate_range_start_nonblock(struct mmn_range *range)
 	return range_start(range, false);
 }
 
+MMN_HOT
 void mmn_invalidate_range_end(struct mmn_range *range)
 {
 	struct mmn_range **link;

@@ -209,6 +209,7 @@ static long sud_on(void)
 			   allow_start, allow_len, &selector, 0);
 }
 
+MMN_HOT
 char vm_sud_allow(char allow)
 {
 	char prev = selector;
@@ -217,6 +218,7 @@ char vm_sud_allow(char allow)
 	return prev;
 }
 
+MMN_HOT
 void vm_sud_restore(char prev)
 {
 	selector = prev;

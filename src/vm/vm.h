@@ -116,6 +116,12 @@ MMN_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
 MMN_HIDDEN void vm_backstop_watch_all_anon(void);
 MMN_HIDDEN extern bool vm_backstop_all_anon;	/* atomic */
 MMN_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
+/*
+ * A mapping that held [old_start, old_end) now spans [start, end) (mremap):
+ * if it may be registered, so may its new place.
+ */
+MMN_HIDDEN void vm_backstop_moved(unsigned long old_start, unsigned long old_end,
+				  unsigned long start, unsigned long end);
 MMN_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
 MMN_HIDDEN void vm_inflight_done(int slot);
 MMN_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
