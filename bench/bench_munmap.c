@@ -147,32 +147,104 @@ static void unmap_page(enum how how, void *p)
 		die("munmap", errno);
 }
 
+static long raw_insn(long nr, long a, long b)
+{
+#if defined(__x86_64__)
+	long ret;
+
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "rcx", "r11", "memory");
+	return ret;
+#else
+	return syscall(nr, a, b);
+#endif
+}
+
+/*
+ * The raw section times the thread's CPU time (user + kernel), not the wall
+ * clock: a trapped call enters the kernel twice (the call, then rt_sigreturn)
+ * and each return to user space is a preemption point, so on a machine that
+ * others load, wall time measures their time slices (docs/process-events.md).
+ */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* What one timed call is. */
+enum op {
+	OP_UNMAP_RAW,		/* syscall(SYS_munmap) of the batch's page i */
+	OP_UNMAP_HOOKED,	/* munmap() of page i */
+	OP_PAIR_RAW,		/* mmap + touch + munmap, all through syscall() */
+	OP_PAIR_HOOKED,		/* the same through libc (hooked) */
+	OP_UNMAP_INSN,		/* a `syscall` instruction here unmapping page i */
+	OP_GETPID_LIBC,		/* libc's getpid */
+	OP_GETPID_INSN,		/* a `syscall` instruction here: getpid */
+};
+
+static inline __attribute__((always_inline)) void one_op(enum op op, int i)
+{
+	volatile char *p;
+	long ret;
+
+	switch (op) {
+	case OP_UNMAP_RAW:
+	case OP_UNMAP_HOOKED:
+		unmap_page(op == OP_UNMAP_RAW ? RAW : HOOKED, pages[i]);
+		break;
+	case OP_PAIR_RAW:
+	case OP_PAIR_HOOKED:
+		p = map_page(op == OP_PAIR_RAW ? RAW : HOOKED);
+		*p = 1;
+		unmap_page(op == OP_PAIR_RAW ? RAW : HOOKED, (void *)p);
+		break;
+	case OP_UNMAP_INSN:
+		ret = raw_insn(SYS_munmap, (long)pages[i], PAGE);
+		if (ret)
+			die("munmap", (int)-ret);
+		break;
+	case OP_GETPID_LIBC:
+		getpid();
+		break;
+	case OP_GETPID_INSN:
+		raw_insn(SYS_getpid, 0, 0);
+		break;
+	}
+}
+
+/*
+ * The one timing loop: @op for each of the batch's pages, timed on @clock;
+ * returns the mean ns per call. Always inlined with a constant @op, so each
+ * case gets its own loop of direct calls and every case pays the same loop.
+ */
+static inline __attribute__((always_inline)) double timed(uint64_t (*clock)(void), enum op op)
+{
+	uint64_t t0 = clock();
+
+	for (int i = 0; i < batch_pages; i++)
+		one_op(op, i);
+	return (double)(clock() - t0) / batch_pages;
+}
+
+/* Map (and touch, if asked) the batch's pages, untimed. */
+static void map_pages(enum how how, bool touch)
+{
+	for (int i = 0; i < batch_pages; i++) {
+		pages[i] = map_page(how);
+		if (touch)
+			*(volatile char *)pages[i] = 1;
+	}
+}
+
 /* One batch; returns its mean ns per call (per pair). */
 static double batch(enum how how, enum what what)
 {
-	uint64_t t0, t1;
-
-	if (what == PAIR) {
-		t0 = now_ns();
-		for (int i = 0; i < batch_pages; i++) {
-			volatile char *p = map_page(how);
-
-			*p = 1;
-			unmap_page(how, (void *)p);
-		}
-		t1 = now_ns();
-		return (double)(t1 - t0) / batch_pages;
-	}
-	for (int i = 0; i < batch_pages; i++) {
-		pages[i] = map_page(RAW);	/* outside the timed region either way */
-		if (what == UNMAP_TOUCHED)
-			*(volatile char *)pages[i] = 1;
-	}
-	t0 = now_ns();
-	for (int i = 0; i < batch_pages; i++)
-		unmap_page(how, pages[i]);
-	t1 = now_ns();
-	return (double)(t1 - t0) / batch_pages;
+	if (what == PAIR)
+		return how == RAW ? timed(now_ns, OP_PAIR_RAW) : timed(now_ns, OP_PAIR_HOOKED);
+	map_pages(RAW, what == UNMAP_TOUCHED);	/* outside the timed region either way */
+	return how == RAW ? timed(now_ns, OP_UNMAP_RAW) : timed(now_ns, OP_UNMAP_HOOKED);
 }
 
 static struct result summarize(double *v)
@@ -202,6 +274,46 @@ static void measure(enum what what, struct result *raw, struct result *hooked)
 	*hooked = summarize(vh);
 }
 
+/*
+ * Run @fn(@out) in a child forked now, with the backstop off and MMN_RAW set
+ * to @raw (NULL: unset), and copy its @size bytes of result back. A child's
+ * skip (exit 77) is the program's.
+ */
+static void in_child(const char *what, const char *raw, void (*fn)(void *), void *out,
+		     size_t size)
+{
+	int fds[2], status;
+	ssize_t got;
+	pid_t pid;
+
+	if (pipe(fds))
+		die("pipe", errno);
+	pid = fork();
+	if (pid < 0)
+		die("fork", errno);
+	if (pid == 0) {
+		close(fds[0]);
+		setenv("MMN_BACKSTOP", "0", 1);
+		if (raw)
+			setenv("MMN_RAW", raw, 1);
+		else
+			unsetenv("MMN_RAW");
+		fn(out);
+		_exit(write(fds[1], out, size) == (ssize_t)size ? 0 : 1);
+	}
+	close(fds[1]);
+	got = read(fds[0], out, size);
+	if (waitpid(pid, &status, 0) != pid)
+		die("waitpid", errno);
+	close(fds[0]);
+	if (got != (ssize_t)size || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+			exit(77);
+		fprintf(stderr, "bench_munmap: %s failed\n", what);
+		exit(1);
+	}
+}
+
 /* ---- one process's measurements ----------------------------------------------- */
 
 struct run {
@@ -225,8 +337,9 @@ static const struct mmn_interval_notifier_ops bench_ops = { .invalidate = never_
 
 static struct mmn_interval_notifier far_subs[FAR_NOTIFIERS], near_subs[NEAR_NOTIFIERS];
 
-static void run_all(struct run *r)
+static void run_all(void *out)
 {
+	struct run *r = out;
 	struct mmn_process_coverage before, after;
 	struct mmn_stats st0, st1;
 	struct mmn_mm *mm;
@@ -346,65 +459,25 @@ struct raw_run {
 	struct result res[RC_COUNT];
 };
 
-static long raw_insn(long nr, long a, long b)
-{
-#if defined(__x86_64__)
-	long ret;
-
-	__asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b) : "rcx", "r11", "memory");
-	return ret;
-#else
-	return syscall(nr, a, b);
-#endif
-}
-
-/*
- * The raw section times the thread's CPU time (user + kernel), not the wall
- * clock: a trapped call enters the kernel twice (the call, then rt_sigreturn)
- * and each return to user space is a preemption point, so on a machine that
- * others load, wall time measures their time slices (docs/process-events.md).
- */
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double raw_batch(enum raw_case c)
 {
-	uint64_t t0, t1;
-
-	if (c == RC_LIBC_GETPID || c == RC_RAW_GETPID) {
-		t0 = cpu_ns();
-		for (int i = 0; i < batch_pages; i++) {
-			if (c == RC_LIBC_GETPID)
-				getpid();
-			else
-				raw_insn(SYS_getpid, 0, 0);
-		}
-		t1 = cpu_ns();
-		return (double)(t1 - t0) / batch_pages;
+	switch (c) {
+	case RC_LIBC_GETPID:
+		return timed(cpu_ns, OP_GETPID_LIBC);
+	case RC_RAW_GETPID:
+		return timed(cpu_ns, OP_GETPID_INSN);
+	case RC_RAW_MUNMAP:
+		map_pages(HOOKED, true);
+		return timed(cpu_ns, OP_UNMAP_INSN);
+	default:
+		map_pages(HOOKED, true);
+		return timed(cpu_ns, OP_UNMAP_HOOKED);
 	}
-	for (int i = 0; i < batch_pages; i++) {
-		pages[i] = map_page(HOOKED);
-		*(volatile char *)pages[i] = 1;
-	}
-	t0 = cpu_ns();
-	for (int i = 0; i < batch_pages; i++) {
-		long ret = c == RC_RAW_MUNMAP ? raw_insn(SYS_munmap, (long)pages[i], PAGE)
-					      : munmap(pages[i], PAGE);
-
-		if (ret)
-			die("munmap", ret < 0 ? (int)-ret : errno);
-	}
-	t1 = cpu_ns();
-	return (double)(t1 - t0) / batch_pages;
 }
 
-static void raw_run_all(struct raw_run *r)
+static void raw_run_all(void *out)
 {
+	struct raw_run *r = out;
 	static double v[RC_COUNT][MAX_BATCHES];
 	struct mmn_process_coverage cov;
 	struct mmn_mm *mm;
@@ -425,43 +498,13 @@ static void raw_run_all(struct raw_run *r)
 	r->raw_events = cov.raw_events[MMN_CALL_MUNMAP];
 }
 
-/* @raw_on: with the raw path; otherwise MMN_RAW=0. In a child of its own. */
-static void raw_measure(bool raw_on, struct raw_run *r)
-{
-	int fds[2], status;
-	pid_t pid;
-
-	if (pipe(fds))
-		die("pipe", errno);
-	pid = fork();
-	if (pid < 0)
-		die("fork", errno);
-	if (pid == 0) {
-		close(fds[0]);
-		setenv("MMN_BACKSTOP", "0", 1);
-		if (raw_on)
-			unsetenv("MMN_RAW");
-		else
-			setenv("MMN_RAW", "0", 1);
-		raw_run_all(r);
-		if (write(fds[1], r, sizeof(*r)) != sizeof(*r))
-			_exit(1);
-		_exit(0);
-	}
-	close(fds[1]);
-	if (read(fds[0], r, sizeof(*r)) != sizeof(*r) || waitpid(pid, &status, 0) != pid ||
-	    !WIFEXITED(status) || WEXITSTATUS(status))
-		die("a raw-path child failed", EIO);
-	close(fds[0]);
-}
-
 static struct raw_run raw_on, raw_off;
 
 /* Before this process creates its own domain: the children must start clean. */
 static void raw_section_measure(void)
 {
-	raw_measure(false, &raw_off);
-	raw_measure(true, &raw_on);
+	in_child("a raw-path child", "0", raw_run_all, &raw_off, sizeof(raw_off));
+	in_child("a raw-path child", NULL, raw_run_all, &raw_on, sizeof(raw_on));
 }
 
 static void raw_section(void)
@@ -513,8 +556,6 @@ static void raw_section(void)
 int main(int argc, char **argv)
 {
 	struct run on = { 0 }, off = { 0 };
-	int fds[2], status;
-	pid_t pid;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--smoke") == 0) {
@@ -560,32 +601,7 @@ int main(int argc, char **argv)
 	setenv("MMN_RAW", "0", 1);
 
 	/* Backstop off: a child, forked before this process sets anything up. */
-	ssize_t got;
-
-	if (pipe(fds))
-		die("pipe", errno);
-	pid = fork();
-	if (pid < 0)
-		die("fork", errno);
-	if (pid == 0) {
-		close(fds[0]);
-		setenv("MMN_BACKSTOP", "0", 1);
-		run_all(&off);
-		if (write(fds[1], &off, sizeof(off)) != sizeof(off))
-			_exit(1);
-		_exit(0);
-	}
-	close(fds[1]);
-	got = read(fds[0], &off, sizeof(off));
-	if (waitpid(pid, &status, 0) != pid)
-		die("waitpid", errno);
-	if (got != (ssize_t)sizeof(off) || !WIFEXITED(status) || WEXITSTATUS(status)) {
-		/* The child's skip (--with ucx: libucs not installed) is the program's. */
-		if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
-			return 77;
-		die("the backstop-off child failed", EIO);
-	}
-	close(fds[0]);
+	in_child("the backstop-off child", "0", run_all, &off, sizeof(off));
 	check(&off);
 
 	/* Backstop as the environment says (on by default), here. */

@@ -15,8 +15,10 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,9 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <mmn.h>
 
 #define TEST_SKIP 77
 
@@ -167,6 +172,129 @@ static inline int test_wait_child(pid_t pid)
 	if (WIFSIGNALED(status))
 		return 1000 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+/* ---- a forked child that must log, then abort --------------------------- */
+
+/*
+ * For calls that must log an error and abort (a wait on oneself): the call is
+ * made in a forked child whose libmmn log hook writes each record to a pipe,
+ * and the child writes TEST_CHILD_RETURNED there if the call returned. The
+ * parent sees the messages in order, so it knows that the report came first
+ * and the call never returned.
+ */
+struct test_child_msg {
+	int kind;		/* TEST_CHILD_LOG or TEST_CHILD_RETURNED */
+	int level;		/* a log record's enum mmn_log_level */
+	const void *sub;	/* a log record's notifier */
+	const void *mm;		/* and domain */
+};
+
+enum { TEST_CHILD_LOG = 1, TEST_CHILD_RETURNED = 2 };
+#define TEST_CHILD_MSGS 8
+
+static int test_child_fd = -1;
+
+static inline void test_child_send(const struct test_child_msg *m)
+{
+	ssize_t n = write(test_child_fd, m, sizeof(*m));
+
+	(void)n;
+}
+
+/* In the child: the call that should have aborted returned. */
+static inline void test_child_returned(void)
+{
+	struct test_child_msg m = { TEST_CHILD_RETURNED, 0, NULL, NULL };
+
+	test_child_send(&m);
+}
+
+static inline void test_child_log_hook(const struct mmn_log_record *rec, void *arg)
+{
+	struct test_child_msg m = { TEST_CHILD_LOG, (int)rec->level, rec->sub, rec->mm };
+
+	(void)arg;
+	test_child_send(&m);
+}
+
+/*
+ * Forks; the child installs the log hook, runs @body(@arg) and exits 0. The
+ * parent reads up to TEST_CHILD_MSGS messages into @msgs (count in *@nmsgs)
+ * and kills a child that sends nothing for @wait_ms (it hangs). Returns the
+ * child's wait status, -1 on error.
+ */
+static inline int test_fork_child(void (*body)(void *arg), void *arg, int wait_ms,
+				  struct test_child_msg *msgs, int *nmsgs)
+{
+	int fds[2], status = 0;
+	pid_t pid;
+
+	*nmsgs = 0;
+	if (pipe(fds))
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		close(fds[0]);
+		test_child_fd = fds[1];
+		mmn_set_log_fn(test_child_log_hook, NULL);
+		body(arg);
+		_exit(0);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
+
+		if (poll(&pfd, 1, wait_ms) <= 0) {
+			fprintf(stderr, "    child hangs: killed\n");
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (*nmsgs >= TEST_CHILD_MSGS ||
+		    read(fds[0], &msgs[*nmsgs], sizeof(msgs[0])) != (ssize_t)sizeof(msgs[0]))
+			break;
+		(*nmsgs)++;
+	}
+	close(fds[0]);
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return status;
+}
+
+/* The child logged exactly one error, about @sub, and died of SIGABRT in the call. */
+static inline void test_expect_child_aborted(int status, const struct test_child_msg *msgs,
+					     int nmsgs, const void *sub)
+{
+	assert_ne(status, -1);
+	printf("    child (its libmmn error line on stderr is expected): %s %d; %d message(s) on the pipe\n",
+	       WIFSIGNALED(status) ? "killed by signal" : "exited with",
+	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), nmsgs);
+	expect_true(WIFSIGNALED(status));
+	if (WIFSIGNALED(status))
+		expect_eq(WTERMSIG(status), SIGABRT);
+	/* The report came first, and the call never returned. */
+	expect_eq(nmsgs, 1);
+	if (nmsgs >= 1) {
+		expect_eq(msgs[0].kind, TEST_CHILD_LOG);
+		expect_eq(msgs[0].level, MMN_LOG_ERROR);
+		expect_eq_ptr(msgs[0].sub, sub);
+	}
+}
+
+/* Control: the call returned, nothing was logged, and the child exited 0. */
+static inline void test_expect_child_returned(int status, const struct test_child_msg *msgs,
+					      int nmsgs)
+{
+	assert_ne(status, -1);
+	expect_true(WIFEXITED(status));
+	if (WIFEXITED(status))
+		expect_eq(WEXITSTATUS(status), 0);
+	expect_eq(nmsgs, 1);
+	if (nmsgs >= 1)
+		expect_eq(msgs[0].kind, TEST_CHILD_RETURNED);
 }
 
 /* ---- seeded PRNG (xoshiro256**) ----------------------------------------- */

@@ -437,6 +437,7 @@ static void prefetch_node(const struct mmn_ix_node *x, bool leaf)
  * later still. Leaves are at level it->depth (the node header, with its leaf
  * flag, is never read: one cache line less per level).
  */
+MMN_HOT
 static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
 				      unsigned int d)
 {
@@ -455,6 +456,7 @@ static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_n
 	return x->start[i] <= it->last ? x->ptr[i] : NULL;
 }
 
+MMN_HOT
 struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       struct mmn_itree_iter *it,
 				       unsigned long start, unsigned long last)
@@ -523,6 +525,7 @@ static bool probe_valid(const struct mmn_itree *t, unsigned long g)
 /* Keep the search's branches: if-converted to cmovs they form a dependent chain. */
 __attribute__((optimize("no-if-conversion", "no-if-conversion2")))
 #endif
+MMN_HOT
 bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
 			  unsigned long last)
 {

@@ -220,6 +220,7 @@ static bool in_callback(struct mmn_mm *mm)
 }
 
 /* The link that points at @range on this thread's open list, or NULL. */
+MMN_HOT
 static struct mmn_range **open_find(const struct mmn_range *range)
 {
 	for (struct mmn_range **link = &open_top; *link; link = &(*link)->open_next)
@@ -268,11 +269,13 @@ static bool holds_period(struct mmn_mm *mm)
  */
 static __thread unsigned int lock_depth __attribute__((tls_model("initial-exec")));
 
+MMN_HOT
 bool mmn_lock_held_by_thread(void)
 {
 	return __atomic_load_n(&lock_depth, __ATOMIC_RELAXED) != 0;
 }
 
+MMN_HOT
 static void mm_lock(struct mmn_mm *mm)
 {
 	__atomic_store_n(&lock_depth, lock_depth + 1, __ATOMIC_RELAXED);
@@ -284,6 +287,7 @@ static void mm_lock(struct mmn_mm *mm)
 #endif
 }
 
+MMN_HOT
 static void mm_unlock(struct mmn_mm *mm)
 {
 #if MMN_DEBUG
@@ -483,6 +487,7 @@ static unsigned int fast_slot_next;	/* atomic: slots handed out */
 /* This thread's slot + 1 (0: none yet); the same in every domain. */
 static __thread unsigned int fast_slot_id __attribute__((tls_model("initial-exec")));
 
+MMN_HOT
 static struct fast_slot *fast_slot(struct mmn_mm *mm)
 {
 	unsigned int id = fast_slot_id;
@@ -505,6 +510,7 @@ static struct fast_slot *fast_slot(struct mmn_mm *mm)
  * same. Only this thread can create the second thread, and pthread_create
  * orders this add before everything the new thread does.
  */
+MMN_HOT
 static void slot_add(struct fast_slot *slot, unsigned long delta)
 {
 #if defined(MMN_HAVE_SINGLE_THREADED) && defined(__x86_64__)
@@ -570,6 +576,7 @@ static void end_period_if_idle_locked(struct mmn_mm *mm)
  * Open a region that hits nothing, without the lock. On false the slot stays
  * counted: the caller moves the region to the locked path (inv_start_range).
  */
+MMN_HOT
 static bool inv_start_fast(struct mmn_mm *mm, const struct mmn_range *range,
 			   struct fast_slot *slot)
 {
@@ -578,6 +585,7 @@ static bool inv_start_fast(struct mmn_mm *mm, const struct mmn_range *range,
 }
 
 /* Close a lock-free region. */
+MMN_HOT
 static void inv_end_fast(struct mmn_mm *mm, struct fast_slot *slot)
 {
 	slot_add(slot, -1ul);
@@ -733,6 +741,7 @@ int mmn_mm_destroy(struct mmn_mm *mm)
 	return 0;
 }
 
+MMN_HOT
 void mmn_range_init(struct mmn_range *range, enum mmn_event event,
 		    unsigned int flags, struct mmn_mm *mm, unsigned long start,
 		    unsigned long end)
@@ -1012,6 +1021,7 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 }
 
 /* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
+MMN_HOT
 static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
 					      unsigned long *cur_seq,
@@ -1044,6 +1054,7 @@ static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 }
 
 /* Close a region; the last one of an odd period ends the period. */
+MMN_HOT
 static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	mm_lock(mm);
@@ -1070,6 +1081,7 @@ static void count(uint64_t *counter, uint64_t n)
  * sequence keeps the tree still), then every queued finish in the same order.
  * Returns 0 with the region open, or -EAGAIN with the region closed.
  */
+MMN_HOT
 static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range,
 			    struct fast_slot *slot)
 {
@@ -1144,6 +1156,7 @@ static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range,
 	return ret;
 }
 
+MMN_HOT
 static int range_start(struct mmn_range *range, bool blockable)
 {
 	struct fast_slot *slot;
@@ -1182,6 +1195,7 @@ static int range_start(struct mmn_range *range, bool blockable)
 	return ret;
 }
 
+MMN_HOT
 int mmn_invalidate_range_start(struct mmn_range *range)
 {
 	return range_start(range, true);
@@ -1192,6 +1206,7 @@ int mmn_invalidate_range_start_nonblock(struct mmn_range *range)
 	return range_start(range, false);
 }
 
+MMN_HOT
 void mmn_invalidate_range_end(struct mmn_range *range)
 {
 	struct mmn_range **link;

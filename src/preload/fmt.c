@@ -4,7 +4,7 @@
  * strings into a fixed buffer, written with raw write(2). The report is written
  * from a destructor of a process that may have closed stdio already.
  */
-#include "../vm/raw.h"
+#include "raw.h"
 #include "preload.h"
 
 void fmt_flush(struct fmt *f)

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "../vm/raw.h"
+#include "raw.h"
 #include "preload.h"
 
 #define PRELOAD_API __attribute__((visibility("default")))

@@ -50,8 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vm/raw.h"
-#include "../vm/vm.h"
+#include "maps.h"
+#include "raw.h"
 #include "preload.h"
 
 #define SC_POOL 65536		/* notifiers */

@@ -33,11 +33,29 @@
  * before it ends the region for this reason.) A slot the monitor misses
  * costs a spurious invalidation, never a missed one.
  *
+ * The slots cost the hooked call no read-modify-write it can avoid (the
+ * per-munmap cost, target T4; docs/process-events.md, "What a hooked call
+ * costs"): each thread starts its search at its own place (a thread-local
+ * counter, no shared one), the claim is the one compare-and-swap, and a
+ * completion stamps the slot with the monitor's batch *epoch* (a load of a
+ * word only the monitor writes, once per batch) where it used to take a
+ * ticket from a shared counter. The monitor bumps the epoch before each
+ * read: a slot stamped with the new epoch or a later one completed after the
+ * read began, exactly what the ticket told it. And no slot is published at
+ * all for a range outside the hull of everything ever registered with the
+ * userfaultfd ([reg_lo, reg_hi), widened before each registration and when a
+ * registered range moves or grows): the kernel sends no event for it, so
+ * there is nothing to match. A range that becomes registered behind the
+ * hull's back (a raw mremap growing a registered mapping in place, or a race
+ * with a registration on another thread) costs at most a spurious backstop
+ * invalidation, counted in backstop_events, never a missed one.
+ *
  * The monitor must never itself unmap registered memory (it would wait for
  * itself to read the event): callbacks it runs can do so, so before a hooked
  * unmapping call on the monitor thread the range is unregistered first.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
@@ -59,45 +77,86 @@ enum { SLOT_FREE = 0, SLOT_CLAIMED, SLOT_INFLIGHT, SLOT_DONE };
 
 struct inflight {
 	unsigned int state;		/* atomic */
-	unsigned int gen;		/* atomic: bumped by each claim */
+	unsigned int gen;		/* atomic: bumped by each claim (by the claimer only) */
 	unsigned long start, end;	/* atomic; written while CLAIMED */
-	uint64_t done_ticket;		/* atomic; written before DONE */
+	uint64_t done_epoch;		/* atomic; written before DONE */
 };
 
 static struct inflight slots[INFLIGHT_SLOTS];
-static unsigned int next_slot;		/* atomic: where the next search starts */
-static uint64_t ticket;			/* atomic: completions so far */
+/* Per thread: where its next search starts (its own round robin). */
+static __thread unsigned int next_slot __attribute__((tls_model("initial-exec")));
+/* atomic: bumped by the monitor before each read; written by it alone. */
+static uint64_t epoch = 1;
 /*
- * While the monitor matches a batch of events: the ticket it read before the
- * batch. Slots completed after it may still be matched and are not reused
- * until the batch is done (UINT64_MAX: no batch).
+ * While the monitor matches a batch of events: the epoch it set before the
+ * batch. Slots completed in it or later may still be matched and are not
+ * reused until the batch is done (UINT64_MAX: no batch).
  */
 static uint64_t matching_since = UINT64_MAX;
+/*
+ * The hull of every range ever registered with the userfaultfd (atomic):
+ * the kernel reports nothing outside it. Empty while reg_lo >= reg_hi.
+ */
+static unsigned long reg_lo = ULONG_MAX, reg_hi;
 static int uffd = -1;
 static bool running;			/* atomic */
 static pthread_t monitor;
 static uint64_t nr_ranges, nr_events, nr_duplicates;	/* atomic */
 static __thread bool on_monitor __attribute__((tls_model("initial-exec")));
 
+MMN_HOT
 bool vm_backstop_running(void)
 {
 	return __atomic_load_n(&running, __ATOMIC_ACQUIRE);
 }
 
+/* Widen the hull to cover [start, end). */
+static void hull_add(unsigned long start, unsigned long end)
+{
+	unsigned long v = __atomic_load_n(&reg_lo, __ATOMIC_RELAXED);
+
+	while (start < v && !__atomic_compare_exchange_n(&reg_lo, &v, start, true,
+							 __ATOMIC_SEQ_CST, __ATOMIC_RELAXED))
+		;
+	v = __atomic_load_n(&reg_hi, __ATOMIC_RELAXED);
+	while (end > v && !__atomic_compare_exchange_n(&reg_hi, &v, end, true, __ATOMIC_SEQ_CST,
+						       __ATOMIC_RELAXED))
+		;
+}
+
+/* Could [start, end) hold registered memory? */
+MMN_HOT
+static bool hull_overlaps(unsigned long start, unsigned long end)
+{
+	return start < __atomic_load_n(&reg_hi, __ATOMIC_RELAXED) &&
+	       __atomic_load_n(&reg_lo, __ATOMIC_RELAXED) < end;
+}
+
+void vm_backstop_moved(unsigned long old_start, unsigned long old_end, unsigned long start,
+		       unsigned long end)
+{
+	if (vm_backstop_running() && hull_overlaps(old_start, old_end))
+		hull_add(start, end);
+}
+
+MMN_HOT
 int vm_inflight_publish(unsigned long start, unsigned long end)
 {
 	unsigned int first;
 
-	if (!vm_backstop_running())
-		return -1;
-	/* Round robin, so a completed slot survives many later calls. */
-	first = __atomic_fetch_add(&next_slot, 1, __ATOMIC_RELAXED);
+	if (!vm_backstop_running() || !hull_overlaps(start, end))
+		return -1;	/* no event can come: nothing to match */
+	/*
+	 * Round robin, so a completed slot survives many later calls; each
+	 * thread from its own place (its TLS address), so threads rarely meet.
+	 */
+	first = next_slot++ + (unsigned int)((unsigned long)&next_slot >> 6);
 	for (unsigned int k = 0; k < INFLIGHT_SLOTS; k++) {
 		unsigned int i = (first + k) % INFLIGHT_SLOTS;
 		unsigned int state = __atomic_load_n(&slots[i].state, __ATOMIC_RELAXED);
 
 		if (state == SLOT_DONE &&
-		    __atomic_load_n(&slots[i].done_ticket, __ATOMIC_RELAXED) >
+		    __atomic_load_n(&slots[i].done_epoch, __ATOMIC_RELAXED) >=
 			    __atomic_load_n(&matching_since, __ATOMIC_ACQUIRE))
 			continue;	/* the monitor may still match it */
 		if ((state == SLOT_FREE || state == SLOT_DONE) &&
@@ -105,9 +164,12 @@ int vm_inflight_publish(unsigned long start, unsigned long end)
 						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			/*
 			 * A reader that sees the new start or end also sees the
-			 * new generation (release stores after the bump).
+			 * new generation (release stores after it). Only the
+			 * claimer writes gen, so a plain store bumps it.
 			 */
-			__atomic_add_fetch(&slots[i].gen, 1, __ATOMIC_ACQ_REL);
+			__atomic_store_n(&slots[i].gen,
+					 __atomic_load_n(&slots[i].gen, __ATOMIC_RELAXED) + 1,
+					 __ATOMIC_RELAXED);
 			__atomic_store_n(&slots[i].start, start, __ATOMIC_RELEASE);
 			__atomic_store_n(&slots[i].end, end, __ATOMIC_RELEASE);
 			/* Pairs with the monitor's acquire load of the state. */
@@ -118,14 +180,19 @@ int vm_inflight_publish(unsigned long start, unsigned long end)
 	return -1;	/* all busy: the monitor may invalidate once more, harmlessly */
 }
 
+MMN_HOT
 void vm_inflight_done(int slot)
 {
-	__atomic_store_n(&slots[slot].done_ticket, __atomic_add_fetch(&ticket, 1, __ATOMIC_ACQ_REL),
+	/*
+	 * After the system call: if it caused an event, the monitor has read
+	 * it, so the epoch it set before that read is visible here.
+	 */
+	__atomic_store_n(&slots[slot].done_epoch, __atomic_load_n(&epoch, __ATOMIC_SEQ_CST),
 			 __ATOMIC_RELAXED);
 	__atomic_store_n(&slots[slot].state, SLOT_DONE, __ATOMIC_RELEASE);
 }
 
-/* Did a hooked call report [start, end), in flight or completed after @since? */
+/* Did a hooked call report [start, end), in flight or completed in epoch @since or later? */
 static bool reported_by_hook(unsigned long start, unsigned long end, uint64_t since)
 {
 	for (int i = 0; i < INFLIGHT_SLOTS; i++) {
@@ -135,7 +202,7 @@ static bool reported_by_hook(unsigned long start, unsigned long end, uint64_t si
 		/* Acquire loads: the second look at gen cannot move above them. */
 		unsigned long s = __atomic_load_n(&f->start, __ATOMIC_ACQUIRE);
 		unsigned long e = __atomic_load_n(&f->end, __ATOMIC_ACQUIRE);
-		uint64_t done = __atomic_load_n(&f->done_ticket, __ATOMIC_ACQUIRE);
+		uint64_t done = __atomic_load_n(&f->done_epoch, __ATOMIC_ACQUIRE);
 
 		if (__atomic_load_n(&f->gen, __ATOMIC_RELAXED) != gen)
 			continue;	/* reclaimed while we looked: not a match */
@@ -143,7 +210,7 @@ static bool reported_by_hook(unsigned long start, unsigned long end, uint64_t si
 			continue;
 		if (s > start || end > e)
 			continue;
-		if (state == SLOT_INFLIGHT || done > since)
+		if (state == SLOT_INFLIGHT || done >= since)
 			return true;
 	}
 	return false;
@@ -180,9 +247,12 @@ static void *monitor_main(void *arg)
 
 		if (poll(&pfd, 1, -1) < 0)
 			continue;
-		/* Every hooked call whose event we are about to read is still in flight. */
-		since = __atomic_load_n(&ticket, __ATOMIC_ACQUIRE);
-		__atomic_store_n(&matching_since, since, __ATOMIC_RELEASE);
+		/*
+		 * Every hooked call whose event we are about to read is still in
+		 * flight, or completes in the new epoch.
+		 */
+		since = __atomic_add_fetch(&epoch, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&matching_since, since, __ATOMIC_SEQ_CST);
 		n = raw_syscall(SYS_read, uffd, msgs, sizeof(msgs), 0, 0, 0);
 		if (n == -EAGAIN || n == -EINTR) {
 			__atomic_store_n(&matching_since, UINT64_MAX, __ATOMIC_RELEASE);
@@ -203,6 +273,8 @@ static void *monitor_main(void *arg)
 						    m->arg.remove.end, since);
 				break;
 			case UFFD_EVENT_REMAP:
+				/* The registration moved with the mapping. */
+				hull_add(m->arg.remap.to, m->arg.remap.to + m->arg.remap.len);
 				backstop_invalidate(MMN_EVENT_UNMAP, m->arg.remap.from,
 						    m->arg.remap.from + m->arg.remap.len, since);
 				break;
@@ -275,6 +347,8 @@ int vm_backstop_register(unsigned long start, unsigned long end)
 	end = (end + vm_page_size - 1) & ~(vm_page_size - 1);
 	if (start >= end)
 		return -EINVAL;
+	/* Before the registration: from then on, hooked calls there publish a slot. */
+	hull_add(start, end);
 	reg = (struct uffdio_register){
 		.range = { .start = start, .len = end - start },
 		.mode = UFFDIO_REGISTER_MODE_WP,
@@ -302,9 +376,11 @@ void vm_backstop_watch_all_anon(void)
 	if (!vm_backstop_running() || __atomic_exchange_n(&vm_backstop_all_anon, true,
 							  __ATOMIC_ACQ_REL))
 		return;
+	hull_add(0, ULONG_MAX);	/* every new anonymous mapping is registered too */
 	vm_maps_foreach(anon_cb, NULL);
 }
 
+MMN_HOT
 void vm_backstop_before_unmap(unsigned long start, unsigned long end)
 {
 	struct uffdio_range range = { .start = start, .len = end - start };

@@ -95,6 +95,7 @@ static __thread unsigned long chain_arg[VM_NCALLS] __attribute__((tls_model("ini
 static __thread void *const *chain_slot[VM_NCALLS] __attribute__((tls_model("initial-exec")));
 
 /* The next hop to call for @call, or NULL to make the system call. */
+MMN_HOT
 static void *chain_next(void *const *next, int call, unsigned long arg0)
 {
 	void *fn = next ? __atomic_load_n(next, __ATOMIC_ACQUIRE) : NULL;
@@ -109,6 +110,7 @@ struct chain_save {
 	void *const *slot;
 };
 
+MMN_HOT
 static void chain_enter_slot(struct chain_save *save, void *const *next, int call,
 			     unsigned long arg0, struct vm_call *c1, struct vm_call *c2)
 {
@@ -121,6 +123,7 @@ static void chain_enter_slot(struct chain_save *save, void *const *next, int cal
 	chain_slot[call] = next;
 }
 
+MMN_HOT
 static void chain_leave(const struct chain_save *save, int call, struct vm_call *c1,
 			struct vm_call *c2)
 {
@@ -135,6 +138,7 @@ static void chain_leave(const struct chain_save *save, int call, struct vm_call 
 #define chain_enter(save, call, arg0, c1, c2) \
 	chain_enter_slot(save, next, call, arg0, c1, c2)
 
+MMN_HOT
 static unsigned long page_up(unsigned long x)
 {
 	return (x + vm_page_size - 1) & ~(vm_page_size - 1);
@@ -144,6 +148,7 @@ static unsigned long page_up(unsigned long x)
  * The page range [a, a+n) as the kernel rounds it, or an empty range (no
  * invalidation) for a call the kernel refuses without changing anything.
  */
+MMN_HOT
 static void page_range(unsigned long a, unsigned long n, unsigned long *start,
 		       unsigned long *end)
 {
@@ -167,6 +172,7 @@ static void page_range(unsigned long a, unsigned long n, unsigned long *start,
  */
 
 /* A foreign hook's libc-style result as the kernel's (-errno on failure). */
+MMN_HOT
 static long kernel_value(long r)
 {
 	return r == -1 ? -(long)(errno ? errno : EIO) : r;
@@ -180,6 +186,7 @@ static bool kernel_failed(long ret)
 
 typedef int munmap_fn(void *, size_t);
 
+MMN_HOT
 static long sys_munmap(void *const *next, void *addr, size_t len)
 {
 	munmap_fn *fn = VM_FN(munmap_fn, chain_next(next, MMN_CALL_MUNMAP, (unsigned long)addr));
@@ -201,11 +208,13 @@ static long sys_munmap(void *const *next, void *addr, size_t len)
 	return ret;
 }
 
+MMN_HOT
 int vm_do_munmap(void *const *next, void *addr, size_t len)
 {
 	return (int)raw_result(sys_munmap(next, addr, len));
 }
 
+MMN_HOT
 static int hook_munmap(void *addr, size_t len)
 {
 	return vm_do_munmap(&entry_next[MMN_CALL_MUNMAP], addr, len);
@@ -246,6 +255,8 @@ static long sys_mremap(void *const *next, void *old, size_t old_len, size_t new_
 	}
 	vm_call_end(&c_new);
 	vm_call_end(&c_old);
+	if (!kernel_failed(ret))
+		vm_backstop_moved(a, a + old_len, (unsigned long)ret, (unsigned long)ret + new_len);
 	if (!kernel_failed(ret) && __atomic_load_n(&vm_backstop_all_anon, __ATOMIC_RELAXED))
 		vm_backstop_register((unsigned long)ret, (unsigned long)ret + new_len);
 	return ret;
@@ -263,6 +274,7 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
+MMN_HOT
 static int madvise_event(int advice)
 {
 	switch (advice) {
@@ -316,6 +328,7 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 
 typedef int madvise_fn(void *, size_t, int);
 
+MMN_HOT
 static long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	madvise_fn *fn = VM_FN(madvise_fn, chain_next(next, MMN_CALL_MADVISE, (unsigned long)addr));
@@ -353,11 +366,13 @@ static long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 	return ret;
 }
 
+MMN_HOT
 int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	return (int)raw_result(sys_madvise(next, addr, len, advice));
 }
 
+MMN_HOT
 static int hook_madvise(void *addr, size_t len, int advice)
 {
 	return vm_do_madvise(&entry_next[MMN_CALL_MADVISE], addr, len, advice);
@@ -576,6 +591,7 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 
 typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
 
+MMN_HOT
 static long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		     off_t off)
 {
@@ -602,12 +618,14 @@ static long sys_mmap(void *const *next, void *addr, size_t len, int prot, int fl
 	return ret;
 }
 
+MMN_HOT
 void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off)
 {
 	return (void *)raw_result(sys_mmap(next, addr, len, prot, flags, fd, off));
 }
 
+MMN_HOT
 static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&entry_next[MMN_CALL_MMAP], addr, len, prot, flags, fd, off);

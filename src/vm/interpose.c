@@ -42,6 +42,7 @@ enum { I_MUNMAP, I_MREMAP, I_MADVISE, I_MMAP, I_MMAP64, I_SBRK, I_BRK, I_COUNT }
 
 static void *next[I_COUNT];	/* atomic: the interposer, or NULL */
 
+MMN_HOT
 static int wrap_munmap(void *a, size_t n)
 {
 	return vm_do_munmap(&next[I_MUNMAP], a, n);
@@ -52,16 +53,19 @@ static void *wrap_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 	return vm_do_mremap(&next[I_MREMAP], old, old_len, new_len, flags, new_addr);
 }
 
+MMN_HOT
 static int wrap_madvise(void *a, size_t n, int advice)
 {
 	return vm_do_madvise(&next[I_MADVISE], a, n, advice);
 }
 
+MMN_HOT
 static void *wrap_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&next[I_MMAP], a, n, prot, flags, fd, off);
 }
 
+MMN_HOT
 static void *wrap_mmap64(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&next[I_MMAP64], a, n, prot, flags, fd, off);

@@ -106,6 +106,7 @@ static bool raw_path_off(void)
 	return env && env[0] == '0' && !env[1];
 }
 
+MMN_HOT
 struct mmn_mm *vm_process_mm_or_null(void)
 {
 	return __atomic_load_n(&process_mm, __ATOMIC_ACQUIRE);
@@ -269,6 +270,7 @@ int mmn_process_insert(struct mmn_interval_notifier *sub, unsigned long start,
 }
 
 /* Is [start, end) inside an external event this thread has open? */
+MMN_HOT
 static bool reported_by_caller(unsigned long start, unsigned long end)
 {
 	for (struct mmn_process_event *ev = ext_top; ev; ev = ev->outer)
@@ -278,6 +280,7 @@ static bool reported_by_caller(unsigned long start, unsigned long end)
 }
 
 /* Open a region on @mm; false if none was opened. */
+MMN_HOT
 static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_event event,
 			unsigned long start, unsigned long end)
 {
@@ -314,6 +317,7 @@ static bool open_region(struct mmn_range *range, struct mmn_mm *mm, enum mmn_eve
 	return err == 0;
 }
 
+MMN_HOT
 void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event event,
 		   unsigned long start, unsigned long end)
 {
@@ -341,6 +345,7 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 	}
 }
 
+MMN_HOT
 void vm_call_chain_enter(struct vm_call *c)
 {
 	/*
@@ -355,6 +360,7 @@ void vm_call_chain_enter(struct vm_call *c)
 	ext_top = &c->ev;
 }
 
+MMN_HOT
 void vm_call_chain_leave(struct vm_call *c)
 {
 	if (c->pushed)
@@ -362,6 +368,7 @@ void vm_call_chain_leave(struct vm_call *c)
 	c->pushed = false;
 }
 
+MMN_HOT
 void vm_call_end(struct vm_call *c)
 {
 	/* Slot first: see "Why that is sound" in backstop.c. */

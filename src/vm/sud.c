@@ -82,8 +82,6 @@
 #define SYS_USER_DISPATCH 2
 #endif
 
-void *vm_syscall_insn;	/* raw.h: where libmmn's own system calls run; NULL: inline */
-
 #if defined(__x86_64__)
 
 /* ---- x86-64 register access ------------------------------------------- */
@@ -211,6 +209,7 @@ static long sud_on(void)
 			   allow_start, allow_len, &selector, 0);
 }
 
+MMN_HOT
 char vm_sud_allow(char allow)
 {
 	char prev = selector;
@@ -219,6 +218,7 @@ char vm_sud_allow(char allow)
 	return prev;
 }
 
+MMN_HOT
 void vm_sud_restore(char prev)
 {
 	selector = prev;

@@ -15,6 +15,7 @@
 #include <mmn/process.h>
 
 #include "hidden.h"
+#include "maps.h"	/* src/sys: vm_maps_foreach() */
 
 /* Hooked calls nested in callbacks deeper than this are not followed. */
 #define VM_MAX_NEST 8
@@ -115,18 +116,15 @@ MMN_HIDDEN int vm_backstop_register(unsigned long start, unsigned long end);
 MMN_HIDDEN void vm_backstop_watch_all_anon(void);
 MMN_HIDDEN extern bool vm_backstop_all_anon;	/* atomic */
 MMN_HIDDEN void vm_backstop_before_unmap(unsigned long start, unsigned long end);
+/*
+ * A mapping that held [old_start, old_end) now spans [start, end) (mremap):
+ * if it may be registered, so may its new place.
+ */
+MMN_HIDDEN void vm_backstop_moved(unsigned long old_start, unsigned long old_end,
+				  unsigned long start, unsigned long end);
 MMN_HIDDEN int vm_inflight_publish(unsigned long start, unsigned long end);
 MMN_HIDDEN void vm_inflight_done(int slot);
 MMN_HIDDEN void vm_backstop_counts(uint64_t *ranges, uint64_t *events, uint64_t *duplicates);
-
-/* maps.c: /proc/self/maps, read with raw system calls into a stack buffer. */
-struct vm_map {
-	unsigned long start, end, offset, inode;
-	char perms[5];
-	const char *path;	/* valid during the callback only; "" if none */
-};
-/* Calls @fn for each mapping until it returns non-zero; returns that, or -errno. */
-MMN_HIDDEN int vm_maps_foreach(int (*fn)(const struct vm_map *m, void *arg), void *arg);
 
 /* sud.c: the raw path (syscall user dispatch) for calls outside libc's entries. */
 struct vm_sud_state {

@@ -3,7 +3,7 @@
  * Regression test of a gap the preload's self-check found (docs/preload.md).
  * The gap, since closed: shmdt() of a subscribed SysV attachment delivers no invalidation
  * when /proc/self/maps has a line longer than 4 KiB before the attachment:
- * vm_maps_foreach() (src/vm/maps.c) stops at that line and returns 0.
+ * vm_maps_foreach() (src/sys/maps.c) stops at that line and returns 0.
  *
  * Exits 0 while the gap stays closed, 1 if it is back, 77 where it cannot run.
  */

@@ -10,8 +10,6 @@
  * the report came before the abort. The same calls that need not wait are
  * allowed from a callback.
  */
-#include <poll.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -422,110 +420,52 @@ TEST(s36_allowed_calls_from_finish)
 
 /* ---- read_begin that would wait: log, then abort (forked child) ------------ */
 
-struct pipe_msg {
-	int kind;		/* 1: log record, 2: read_begin returned */
-	int level;
-	const void *sub;
-};
-
-static int child_fd = -1;
-
-static void child_log_hook(const struct mmn_log_record *rec, void *arg)
-{
-	struct pipe_msg m = { 1, (int)rec->level, rec->sub };
-	ssize_t n;
-
-	(void)arg;
-	n = write(child_fd, &m, sizeof(m));
-	(void)n;
-}
-
 static struct bad_sub child_sub;
 
+struct child_misuse {
+	enum misuse in_start, in_finish;
+};
+
 /*
- * Forks; the child inserts child_sub, which misbehaves as told in its first
- * pass or finish, and invalidates it. Returns the wait status; *msgs gets what
- * the child wrote to the pipe, in order.
+ * In the child: insert child_sub, which misbehaves as told in its first pass
+ * or finish, and invalidate it.
  */
-static int run_child(enum misuse in_start, enum misuse in_finish, struct pipe_msg *msgs,
+static void invalidate_misbehaving(void *arg)
+{
+	const struct child_misuse *m = arg;
+	struct mmn_range range;
+
+	memset(&ctx, 0, sizeof(ctx));
+	if (mmn_mm_new(&ctx.mm))
+		_exit(3);
+	bad_init(&child_sub, 1);
+	child_sub.in_start = m->in_start;
+	child_sub.in_finish = m->in_finish;
+	if (mmn_interval_notifier_insert(&child_sub.sub, ctx.mm, 0x1000, 0x1000, &bad_ops))
+		_exit(4);
+	mmn_range_init(&range, MMN_EVENT_UNMAP, 0, ctx.mm, 0x1000, 0x2000);
+	if (mmn_invalidate_range_start(&range) == 0)
+		mmn_invalidate_range_end(&range);
+	/* Not reached if read_begin aborted. */
+	test_child_returned();
+}
+
+static int run_child(enum misuse in_start, enum misuse in_finish, struct test_child_msg *msgs,
 		     int *nmsgs)
 {
-	int fds[2], status = 0;
-	pid_t pid;
-	ssize_t n;
+	struct child_misuse m = { in_start, in_finish };
 
-	*nmsgs = 0;
-	if (pipe(fds))
-		return -1;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		struct mmn_range range;
-		struct pipe_msg done = { 2, 0, NULL };
-
-		close(fds[0]);
-		memset(&ctx, 0, sizeof(ctx));
-		child_fd = fds[1];
-		mmn_set_log_fn(child_log_hook, NULL);
-		if (mmn_mm_new(&ctx.mm))
-			_exit(3);
-		bad_init(&child_sub, 1);
-		child_sub.in_start = in_start;
-		child_sub.in_finish = in_finish;
-		if (mmn_interval_notifier_insert(&child_sub.sub, ctx.mm, 0x1000, 0x1000, &bad_ops))
-			_exit(4);
-		mmn_range_init(&range, MMN_EVENT_UNMAP, 0, ctx.mm, 0x1000, 0x2000);
-		if (mmn_invalidate_range_start(&range) == 0)
-			mmn_invalidate_range_end(&range);
-		/* Not reached if read_begin aborted. */
-		n = write(child_fd, &done, sizeof(done));
-		(void)n;
-		_exit(0);
-	}
-	close(fds[1]);
-	/* Bounded: a child that hangs (read_begin waiting on itself) is killed. */
-	for (;;) {
-		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
-
-		if (poll(&pfd, 1, WAIT_MS) <= 0) {
-			fprintf(stderr, "    child hangs: killed\n");
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (*nmsgs >= 8 ||
-		    (n = read(fds[0], &msgs[*nmsgs], sizeof(msgs[0]))) != (ssize_t)sizeof(msgs[0]))
-			break;
-		(*nmsgs)++;
-	}
-	close(fds[0]);
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
+	return test_fork_child(invalidate_misbehaving, &m, WAIT_MS, msgs, nmsgs);
 }
 
 static void expect_logged_then_aborted(enum misuse in_start, enum misuse in_finish,
 				       const void *sub)
 {
-	struct pipe_msg msgs[8];
+	struct test_child_msg msgs[TEST_CHILD_MSGS];
 	int nmsgs, status;
 
 	status = run_child(in_start, in_finish, msgs, &nmsgs);
-	assert_ne(status, -1);
-	printf("    child (its libmmn error line on stderr is expected): %s %d; %d message(s) on the pipe\n",
-	       WIFSIGNALED(status) ? "killed by signal" : "exited with",
-	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), nmsgs);
-	expect_true(WIFSIGNALED(status));
-	if (WIFSIGNALED(status))
-		expect_eq(WTERMSIG(status), SIGABRT);
-	/* The report came first, and read_begin never returned. */
-	expect_eq(nmsgs, 1);
-	if (nmsgs >= 1) {
-		expect_eq(msgs[0].kind, 1);
-		expect_eq(msgs[0].level, MMN_LOG_ERROR);
-		expect_eq_ptr(msgs[0].sub, sub);
-	}
+	test_expect_child_aborted(status, msgs, nmsgs, sub);
 }
 
 TEST(s36_read_begin_hit_sub_from_first_pass_aborts)
@@ -547,14 +487,11 @@ TEST(s36_read_begin_pending_insert_from_callback_aborts)
 /* Control: the same child without misuse exits normally. */
 TEST(s36_child_control)
 {
-	struct pipe_msg msgs[8];
+	struct test_child_msg msgs[TEST_CHILD_MSGS];
 	int nmsgs, status;
 
 	status = run_child(DO_NOTHING, DO_NOTHING, msgs, &nmsgs);
-	expect_true(WIFEXITED(status));
-	expect_eq(WEXITSTATUS(status), 0);
-	expect_eq(nmsgs, 1);
-	expect_eq(msgs[0].kind, 2);
+	test_expect_child_returned(status, msgs, nmsgs);
 }
 
 int main(void)

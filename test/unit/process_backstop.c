@@ -373,6 +373,52 @@ TEST(hooked_calls_are_duplicates)
 }
 
 /*
+ * A registration that mremap moves goes with the mapping: a later hooked
+ * munmap there must still be recognised as a duplicate. The hook publishes
+ * its in-flight slot only inside the hull of the registrations, so the move
+ * must widen it: the destination is far below everything this test
+ * registered (under the program and its heap), outside the hull unless the
+ * move widened it. ThreadSanitizer allows application mappings there only in
+ * its low range (the first 512 GiB).
+ */
+#if defined(__SANITIZE_THREAD__)
+#define FAR_BELOW 0x1000000000ul	/* 64 GiB */
+#else
+#define FAR_BELOW 0x200000000000ul	/* 32 TiB: above ASan's shadow */
+#endif
+
+TEST(hooked_mremap_carries_registration)
+{
+	struct mmn_process_coverage before, after;
+	unsigned long a, far = FAR_BELOW;
+	struct rec_sub s;
+	void *t, *n;
+
+	t = mmap((void *)far, 2 * pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		 -1, 0);
+	assert_true(t == (void *)far);
+	monitor_sync();
+	a = map_pages(2);
+	sub_on(&s, a, 2 * pg);
+	before = coverage();
+	n = mremap((void *)a, 2 * pg, 2 * pg, MREMAP_MAYMOVE | MREMAP_FIXED, t);
+	assert_true(n == t);
+	expect_eq(calls_of(&s), 1);
+	expect_rec(&s, 0, MMN_EVENT_UNMAP, a, a + 2 * pg);
+	sub_off(&s);
+	/* The pages moved with their contents and their registration. */
+	expect_eq(*(unsigned char *)(far + pg), 0xa1);
+	expect_eq(munmap(n, 2 * pg), 0);
+	/* REMAP and UNMAP of the move, UNMAP of the munmap: all hooked. */
+	assert_true(wait_until(coverage().backstop_duplicates - before.backstop_duplicates >= 3,
+			       WAIT_MS));
+	monitor_sync();
+	after = coverage();
+	expect_eq(after.backstop_duplicates - before.backstop_duplicates, 3);
+	expect_eq(after.backstop_events - before.backstop_events, 1);	/* the sentinel */
+}
+
+/*
  * The same, but the thread goes on with another hooked call at once, as any
  * program does. The munmap's in-flight slot is complete when munmap returns;
  * if the next call took it over before the monitor had compared the munmap's
@@ -546,6 +592,7 @@ int main(void)
 	RUN(raw_madvise);
 	RUN(raw_mremap);
 	RUN(hooked_calls_are_duplicates);
+	RUN(hooked_mremap_carries_registration);
 	RUN(hooked_then_other_call);
 	RUN(hooked_and_raw_from_two_threads);
 	RUN(monitor_callback_unmaps);

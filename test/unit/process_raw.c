@@ -233,122 +233,144 @@ TEST(coverage_says_raw_before)
 		expect_eq(cov.raw_method[i], MMN_RAW_BEFORE);
 }
 
-TEST(raw_munmap_every_kind)
-{
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 2);
-		uint64_t before = raw_events(MMN_CALL_MUNMAP);
-		struct rec_sub s;
+/*
+ * One mapping call on every kind of memory: map @pages pages, subscribe them
+ * all, make the call; the notifier is called once, with @event over pages
+ * [@first, @last) and the first page's marker still readable; the call
+ * returns 0 (or the mapping's address: @returns_addr); the raw count of @call
+ * moves by one. @check runs next, still subscribed; @cleanup after.
+ */
+struct every_kind {
+	const char *name;
+	enum mmn_process_call call;
+	int pages;
+	long (*op)(unsigned long a);
+	bool returns_addr;
+	enum mmn_event event;
+	int first, last;
+	void (*check)(enum kind k, unsigned long a, struct rec_sub *s);
+	void (*cleanup)(enum kind k, unsigned long a);
+};
 
-		printf("  %s\n", kind_name[k]);
-		sub_on(&s, a, 2 * pg);
-		expect_eq(RAW(SYS_munmap, a, 2 * pg, 0), 0);
-		expect_seen(&s, MMN_EVENT_UNMAP, a, a + 2 * pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MUNMAP) - before, 1);
-		sub_off(&s);
+static long raw_munmap_two(unsigned long a)
+{
+	return RAW(SYS_munmap, a, 2 * pg, 0);
+}
+
+static long libc_munmap_one(unsigned long a)
+{
+	return syscall(SYS_munmap, a, pg);
+}
+
+static long raw_dontneed_second(unsigned long a)
+{
+	return RAW(SYS_madvise, a + pg, pg, MADV_DONTNEED);
+}
+
+static void dontneed_check(enum kind k, unsigned long a, struct rec_sub *s)
+{
+	/* private anonymous memory reads zero now; shared memory keeps it */
+	expect_eq(*(volatile unsigned char *)(a + pg), k == ANON ? 0 : 0xa1);
+	/* a non-discarding advice invalidates nothing */
+	expect_eq(RAW(SYS_madvise, a, pg, MADV_WILLNEED), 0);
+	expect_eq(calls_of(s), 1);
+}
+
+static long raw_mprotect_first(unsigned long a)
+{
+	return RAW(SYS_mprotect, a, pg, PROT_READ);
+}
+
+static long raw_mmap_fixed_first(unsigned long a)
+{
+	return raw6(SYS_mmap, (long)a, (long)pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+}
+
+static void fresh_first_check(enum kind k, unsigned long a, struct rec_sub *s)
+{
+	(void)k;
+	(void)s;
+	expect_eq(*(volatile unsigned char *)a, 0);
+}
+
+/* Shrink: the tail goes. SysV segments move like shmem mappings. */
+static long raw_mremap_shrink(unsigned long a)
+{
+	return raw6(SYS_mremap, (long)a, (long)(2 * pg), (long)pg, 0, 0, 0);
+}
+
+static void unmap_two(enum kind k, unsigned long a)
+{
+	unmap_kind(k, a, 2);
+}
+
+/* What is left of a SysV attachment no longer starts at a: munmap it. */
+static void munmap_two(enum kind k, unsigned long a)
+{
+	(void)k;
+	expect_eq(munmap((void *)a, 2 * pg), 0);
+}
+
+static void unmap_first(enum kind k, unsigned long a)
+{
+	if (k == SYSV)
+		expect_eq(shmdt((void *)a), 0);
+	else
+		expect_eq(munmap((void *)a, pg), 0);
+}
+
+static const struct every_kind every_kind_cases[] = {
+	{ "raw munmap", MMN_CALL_MUNMAP, 2, raw_munmap_two, false, MMN_EVENT_UNMAP, 0, 2,
+	  NULL, NULL },
+	{ "libc syscall(SYS_munmap)", MMN_CALL_MUNMAP, 1, libc_munmap_one, false,
+	  MMN_EVENT_UNMAP, 0, 1, NULL, NULL },
+	{ "raw madvise(MADV_DONTNEED)", MMN_CALL_MADVISE, 2, raw_dontneed_second, false,
+	  MMN_EVENT_CLEAR, 1, 2, dontneed_check, unmap_two },
+	{ "raw mprotect", MMN_CALL_MPROTECT, 2, raw_mprotect_first, false,
+	  MMN_EVENT_PROTECTION_VMA, 0, 1, NULL, unmap_two },
+	{ "raw mmap(MAP_FIXED)", MMN_CALL_MMAP, 2, raw_mmap_fixed_first, true, MMN_EVENT_UNMAP,
+	  0, 1, fresh_first_check, munmap_two },
+	{ "raw mremap (shrink)", MMN_CALL_MREMAP, 2, raw_mremap_shrink, true, MMN_EVENT_UNMAP,
+	  1, 2, NULL, unmap_first },
+};
+
+TEST(every_call_every_kind)
+{
+	for (size_t i = 0; i < sizeof(every_kind_cases) / sizeof(every_kind_cases[0]); i++) {
+		const struct every_kind *c = &every_kind_cases[i];
+
+		for (int k = 0; k < KINDS; k++) {
+			unsigned long a = map_kind((enum kind)k, c->pages);
+			uint64_t before = raw_events(c->call);
+			struct rec_sub s;
+			long r;
+
+			printf("  %s, %s\n", c->name, kind_name[k]);
+			sub_on(&s, a, (unsigned long)c->pages * pg);
+			r = c->op(a);
+			if (c->returns_addr)
+				expect_eq_ul((unsigned long)r, a);
+			else
+				expect_eq(r, 0);
+			expect_seen(&s, c->event, a + (unsigned long)c->first * pg,
+				    a + (unsigned long)c->last * pg, 0xa0);
+			expect_eq(raw_events(c->call) - before, 1);
+			if (c->check)
+				c->check((enum kind)k, a, &s);
+			sub_off(&s);
+			if (c->cleanup)
+				c->cleanup((enum kind)k, a);
+		}
 	}
 }
 
-TEST(libc_syscall_munmap_every_kind)
+TEST(libc_syscall_munmap_error)
 {
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 1);
-		uint64_t before = raw_events(MMN_CALL_MUNMAP);
-		struct rec_sub s;
-
-		sub_on(&s, a, pg);
-		expect_eq(syscall(SYS_munmap, a, pg), 0);
-		expect_seen(&s, MMN_EVENT_UNMAP, a, a + pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MUNMAP) - before, 1);
-		sub_off(&s);
-	}
 	/* errno as the kernel sets it, nothing invalidated */
 	errno = 0;
 	expect_eq(syscall(SYS_munmap, 12345UL, pg), -1);
 	expect_eq(errno, EINVAL);
-}
-
-TEST(raw_madvise_every_kind)
-{
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 2);
-		uint64_t before = raw_events(MMN_CALL_MADVISE);
-		struct rec_sub s;
-
-		sub_on(&s, a, 2 * pg);
-		expect_eq(RAW(SYS_madvise, a + pg, pg, MADV_DONTNEED), 0);
-		expect_seen(&s, MMN_EVENT_CLEAR, a + pg, a + 2 * pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MADVISE) - before, 1);
-		/* private anonymous memory reads zero now; shared memory keeps it */
-		expect_eq(*(volatile unsigned char *)(a + pg), k == ANON ? 0 : 0xa1);
-		/* a non-discarding advice invalidates nothing */
-		expect_eq(RAW(SYS_madvise, a, pg, MADV_WILLNEED), 0);
-		expect_eq(calls_of(&s), 1);
-		sub_off(&s);
-		unmap_kind((enum kind)k, a, 2);
-	}
-}
-
-TEST(raw_mprotect_every_kind)
-{
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 2);
-		uint64_t before = raw_events(MMN_CALL_MPROTECT);
-		struct rec_sub s;
-
-		sub_on(&s, a, 2 * pg);
-		expect_eq(RAW(SYS_mprotect, a, pg, PROT_READ), 0);
-		expect_seen(&s, MMN_EVENT_PROTECTION_VMA, a, a + pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MPROTECT) - before, 1);
-		sub_off(&s);
-		unmap_kind((enum kind)k, a, 2);
-	}
-}
-
-TEST(raw_mmap_fixed_every_kind)
-{
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 2);
-		uint64_t before = raw_events(MMN_CALL_MMAP);
-		struct rec_sub s;
-		long r;
-
-		sub_on(&s, a, 2 * pg);
-		r = raw6(SYS_mmap, (long)a, (long)pg, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-		expect_eq_ul((unsigned long)r, a);
-		expect_seen(&s, MMN_EVENT_UNMAP, a, a + pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MMAP) - before, 1);
-		expect_eq(*(volatile unsigned char *)a, 0);
-		sub_off(&s);
-		/* what is left of a SysV attachment no longer starts at a: munmap it */
-		expect_eq(munmap((void *)a, 2 * pg), 0);
-	}
-}
-
-TEST(raw_mremap_every_kind)
-{
-	for (int k = 0; k < KINDS; k++) {
-		unsigned long a = map_kind((enum kind)k, 2);
-		uint64_t before = raw_events(MMN_CALL_MREMAP);
-		struct rec_sub s;
-		long r;
-
-		if (k == SYSV) {
-			/* SysV segments move like shmem mappings */
-		}
-		sub_on(&s, a, 2 * pg);
-		/* shrink: the tail goes */
-		r = raw6(SYS_mremap, (long)a, (long)(2 * pg), (long)pg, 0, 0, 0);
-		expect_eq_ul((unsigned long)r, a);
-		expect_seen(&s, MMN_EVENT_UNMAP, a + pg, a + 2 * pg, 0xa0);
-		expect_eq(raw_events(MMN_CALL_MREMAP) - before, 1);
-		sub_off(&s);
-		if (k == SYSV)
-			expect_eq(shmdt((void *)a), 0);
-		else
-			expect_eq(munmap((void *)a, pg), 0);
-	}
 }
 
 TEST(raw_shmdt_shmat)
@@ -580,6 +602,23 @@ static void own_handler(int sig, siginfo_t *si, void *ctx)
 	}
 }
 
+/* Have seccomp trap getppid (SECCOMP_RET_TRAP), for life: in a child only. 0 or -1. */
+static int seccomp_trap_getppid(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = 4, .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
+	    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -1;
+	return 0;
+}
+
 TEST(program_sigsys_handler_after_start)
 {
 	struct sigaction sa = { 0 }, old, back;
@@ -610,19 +649,11 @@ TEST(program_sigsys_handler_after_start)
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct sock_filter f[] = {
-			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		};
-		struct sock_fprog prog = { .len = 4, .filter = f };
 		long r;
 
 		alarm(CHILD_ALARM);
 		own_sigsys = 0;
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		if (seccomp_trap_getppid())
 			_exit(3);
 		r = RAW(SYS_getppid, 0, 0, 0);	/* trapped by dispatch, then by seccomp */
 		if (r != 4242 || own_sigsys != 1 || own_code != SYS_SECCOMP)
@@ -642,17 +673,8 @@ TEST(seccomp_trap_without_handler_kills)
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		struct sock_filter f[] = {
-			BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-			BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getppid, 0, 1),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
-			BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		};
-		struct sock_fprog prog = { .len = 4, .filter = f };
-
 		alarm(CHILD_ALARM);
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-		    prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		if (seccomp_trap_getppid())
 			_exit(3);
 		getppid();
 		_exit(4);
@@ -815,12 +837,8 @@ int main(int argc, char **argv)
 #endif
 
 	RUN(coverage_says_raw_before);
-	RUN(raw_munmap_every_kind);
-	RUN(libc_syscall_munmap_every_kind);
-	RUN(raw_madvise_every_kind);
-	RUN(raw_mprotect_every_kind);
-	RUN(raw_mmap_fixed_every_kind);
-	RUN(raw_mremap_every_kind);
+	RUN(every_call_every_kind);
+	RUN(libc_syscall_munmap_error);
 	RUN(raw_shmdt_shmat);
 	RUN(raw_brk_shrink);
 	RUN(raw_errors_unchanged);

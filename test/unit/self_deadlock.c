@@ -11,10 +11,6 @@
  * every case runs on a helper thread (or in a child) with a bounded wait, so a
  * hang fails the test instead of hanging it.
  */
-#include <poll.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include "scenario_util.h"
 
 #define PG 0x1000UL
@@ -181,123 +177,46 @@ TEST(remove_with_own_region_open_even_period_allowed)
 
 /* ---- read_begin that would wait: log, then abort (forked child) ------------ */
 
-struct pipe_msg {
-	int kind;		/* 1: log record, 2: read_begin returned */
-	int level;
-	const void *sub;
-	const void *mm;
-};
-
-static int child_fd = -1;
-
-static void child_log_hook(const struct mmn_log_record *rec, void *arg)
-{
-	struct pipe_msg m = { 1, (int)rec->level, rec->sub, rec->mm };
-	ssize_t n;
-
-	(void)arg;
-	n = write(child_fd, &m, sizeof(m));
-	(void)n;
-}
-
 static struct mmn_interval_notifier child_n, child_out;
 static struct mmn_mm *child_mm;
 
-/*
- * Forks; the child opens a region hitting child_n and calls read_begin on
- * @target with the region open. Returns the wait status; *msgs gets what
- * the child wrote to the pipe, in order.
- */
-static int run_child(struct mmn_interval_notifier *target, struct pipe_msg *msgs, int *nmsgs)
+/* In the child: open a region hitting child_n, and read_begin on @arg inside it. */
+static void read_begin_in_own_region(void *arg)
 {
-	int fds[2], status = 0;
-	pid_t pid;
-	ssize_t n;
+	struct mmn_interval_notifier *target = arg;
+	struct mmn_range range;
 
-	*nmsgs = 0;
-	if (pipe(fds))
-		return -1;
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		struct mmn_range range;
-		struct pipe_msg done = { 2, 0, NULL, NULL };
-
-		close(fds[0]);
-		child_fd = fds[1];
-		mmn_set_log_fn(child_log_hook, NULL);
-		if (mmn_mm_new(&child_mm))
-			_exit(3);
-		if (mmn_interval_notifier_insert(&child_n, child_mm, N_START, PG, &noop_ops) ||
-		    mmn_interval_notifier_insert(&child_out, child_mm, OUT_START, PG, &noop_ops))
-			_exit(4);
-		mmn_range_init(&range, MMN_EVENT_UNMAP, 0, child_mm, N_START, N_START + PG);
-		if (mmn_invalidate_range_start(&range))
-			_exit(5);
-		(void)mmn_interval_read_begin(target);
-		/* Not reached if read_begin aborted. */
-		n = write(child_fd, &done, sizeof(done));
-		(void)n;
-		mmn_invalidate_range_end(&range);
-		_exit(0);
-	}
-	close(fds[1]);
-	/* Bounded: a child that hangs (read_begin waiting on itself) is killed. */
-	for (;;) {
-		struct pollfd pfd = { .fd = fds[0], .events = POLLIN };
-
-		if (poll(&pfd, 1, WAIT_MS) <= 0) {
-			fprintf(stderr, "    child hangs: killed\n");
-			kill(pid, SIGKILL);
-			break;
-		}
-		if (*nmsgs >= 8 ||
-		    (n = read(fds[0], &msgs[*nmsgs], sizeof(msgs[0]))) != (ssize_t)sizeof(msgs[0]))
-			break;
-		(*nmsgs)++;
-	}
-	close(fds[0]);
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return status;
+	if (mmn_mm_new(&child_mm))
+		_exit(3);
+	if (mmn_interval_notifier_insert(&child_n, child_mm, N_START, PG, &noop_ops) ||
+	    mmn_interval_notifier_insert(&child_out, child_mm, OUT_START, PG, &noop_ops))
+		_exit(4);
+	mmn_range_init(&range, MMN_EVENT_UNMAP, 0, child_mm, N_START, N_START + PG);
+	if (mmn_invalidate_range_start(&range))
+		_exit(5);
+	(void)mmn_interval_read_begin(target);
+	/* Not reached if read_begin aborted. */
+	test_child_returned();
+	mmn_invalidate_range_end(&range);
 }
 
 TEST(read_begin_with_own_region_open_aborts)
 {
-	struct pipe_msg msgs[8];
+	struct test_child_msg msgs[TEST_CHILD_MSGS];
 	int nmsgs, status;
 
-	status = run_child(&child_n, msgs, &nmsgs);
-	assert_ne(status, -1);
-	printf("    child (its libmmn error line on stderr is expected): %s %d; %d message(s) on the pipe\n",
-	       WIFSIGNALED(status) ? "killed by signal" : "exited with",
-	       WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), nmsgs);
-	expect_true(WIFSIGNALED(status));
-	if (WIFSIGNALED(status))
-		expect_eq(WTERMSIG(status), SIGABRT);
-	/* The report came first, and read_begin never returned. */
-	expect_eq(nmsgs, 1);
-	if (nmsgs >= 1) {
-		expect_eq(msgs[0].kind, 1);
-		expect_eq(msgs[0].level, MMN_LOG_ERROR);
-		expect_eq_ptr(msgs[0].sub, &child_n);
-	}
+	status = test_fork_child(read_begin_in_own_region, &child_n, WAIT_MS, msgs, &nmsgs);
+	test_expect_child_aborted(status, msgs, nmsgs, &child_n);
 }
 
 /* Control: read_begin of a notifier the open period did not hit returns. */
 TEST(read_begin_with_own_region_open_not_hit_returns)
 {
-	struct pipe_msg msgs[8];
+	struct test_child_msg msgs[TEST_CHILD_MSGS];
 	int nmsgs, status;
 
-	status = run_child(&child_out, msgs, &nmsgs);
-	expect_true(WIFEXITED(status));
-	if (WIFEXITED(status))
-		expect_eq(WEXITSTATUS(status), 0);
-	expect_eq(nmsgs, 1);
-	expect_eq(msgs[0].kind, 2);
+	status = test_fork_child(read_begin_in_own_region, &child_out, WAIT_MS, msgs, &nmsgs);
+	test_expect_child_returned(status, msgs, nmsgs);
 }
 
 int main(void)

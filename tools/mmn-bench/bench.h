@@ -53,21 +53,57 @@ void bench_progress(const struct bench_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void bench_progress_done(const struct bench_opts *o);
 
-/* The scaling plot. */
+/* The scaling plot: latency against device count, x axis labelled @xlabel. */
 struct plot_series {
 	const char *label;
 	const char *color;
 	const double *p50;
 	const double *p99;
 };
-int bench_plot_svg(const char *path, const char *title, const unsigned int *devices,
-		   unsigned int n, const struct plot_series *series, unsigned int nr_series,
-		   double latency_us);
+int bench_plot_svg(const char *path, const char *title, const char *xlabel,
+		   const unsigned int *devices, unsigned int n,
+		   const struct plot_series *series, unsigned int nr_series, double latency_us);
 
-/* The same plot with another x-axis label. */
-int bench_plot_svg_x(const char *path, const char *title, const char *xlabel,
-		     const unsigned int *devices, unsigned int n,
-		     const struct plot_series *series, unsigned int nr_series, double latency_us);
+/*
+ * points.c: scaling and vulkan measure one point per device count in
+ * o->devices and driver mode (single-pass, two-pass).
+ */
+enum bench_mode { BENCH_SINGLE = 0, BENCH_TWO_PASS, BENCH_NR_MODES };
+extern const char *const bench_mode_names[BENCH_NR_MODES];
+
+struct bench_point {
+	struct bench_pct pct;
+	double *samples;		/* o->reps of them, in microseconds */
+	unsigned int redone;		/* repetitions that did not count (vulkan) */
+};
+
+/* Fill @pt->samples for @ndev devices in @mode; 0 or -errno. */
+typedef int bench_measure_fn(const struct bench_opts *o, unsigned int ndev,
+			     enum bench_mode mode, struct bench_point *pt, void *arg);
+
+/*
+ * The wall time of one invalidation (range_start + _end, MMN_EVENT_UNMAP) of
+ * [@start, @end) in @mm, in *@us; returns range_start's result.
+ */
+int bench_time_invalidation(struct mmn_mm *mm, unsigned long start, unsigned long end,
+			    double *us);
+/* The index of device count @n in o->devices, or -1. */
+int bench_find_count(const struct bench_opts *o, unsigned int n);
+/*
+ * Measure every point into @pts (o->nr_devices rows, zeroed), in order, with a
+ * progress line naming @what; stops at the first error, returned (-errno).
+ */
+int bench_measure_points(const struct bench_opts *o, const char *what,
+			 struct bench_point (*pts)[BENCH_NR_MODES], bench_measure_fn *measure,
+			 void *arg);
+/* devices,mode,p50_us,p99_us rows on stdout. */
+void bench_print_csv(const struct bench_opts *o, struct bench_point (*pts)[BENCH_NR_MODES]);
+/* Both modes' medians and 99th percentiles into o->plot, said on @sum; 0 or -EIO. */
+int bench_plot_points(const struct bench_opts *o, FILE *sum, const char *title,
+		      const char *xlabel, struct bench_point (*pts)[BENCH_NR_MODES],
+		      double latency_us);
+/* Frees @pts and its samples. */
+void bench_points_free(const struct bench_opts *o, struct bench_point (*pts)[BENCH_NR_MODES]);
 
 int bench_scaling(const struct bench_opts *o);
 int bench_vulkan(const struct bench_opts *o);	/* vulkan.c: real Vulkan devices */

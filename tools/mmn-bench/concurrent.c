@@ -14,10 +14,6 @@
 
 #include "bench.h"
 
-enum { MODE_SINGLE = 0, MODE_TWO_PASS, NR_MODES };
-
-static const char *const mode_names[NR_MODES] = { "single", "two-pass" };
-
 struct worker {
 	const struct bench_opts *o;
 	struct mmn_sim_umem *um;
@@ -106,7 +102,7 @@ static int run_mode(const struct bench_opts *o, int mode, struct result *res)
 	unsigned long blen = (unsigned long)o->pages << 12;
 	struct mmn_sim_driver_config dcfg = {
 		.kind = o->driver,
-		.single_pass = mode == MODE_SINGLE,
+		.single_pass = mode == BENCH_SINGLE,
 		.pool_size = o->pool,
 	};
 	struct mmn_sim_dev **dev = calloc(ndev, sizeof(*dev));
@@ -240,13 +236,13 @@ out:
 
 int bench_concurrent(const struct bench_opts *o)
 {
-	struct result res[NR_MODES];
+	struct result res[BENCH_NR_MODES];
 	uint64_t violations = 0;
 	int ret = 0;
 
-	for (int m = 0; m < NR_MODES && !ret; m++) {
-		bench_progress(o, "concurrent: %s (%u/%u), %u ms", mode_names[m], m + 1,
-			       NR_MODES, o->duration_ms);
+	for (int m = 0; m < BENCH_NR_MODES && !ret; m++) {
+		bench_progress(o, "concurrent: %s (%u/%u), %u ms", bench_mode_names[m], m + 1,
+			       BENCH_NR_MODES, o->duration_ms);
 		ret = run_mode(o, m, &res[m]);
 	}
 	bench_progress_done(o);
@@ -266,11 +262,11 @@ int bench_concurrent(const struct bench_opts *o)
 	printf("%-9s %8s %11s %11s %9s %12s %8s %8s %8s %10s\n", "mode", "munmaps",
 	       "munmap p50", "munmap p99", "jobs/s", "accesses/s", "faults", "errors",
 	       "preempts", "violations");
-	for (int m = 0; m < NR_MODES; m++) {
+	for (int m = 0; m < BENCH_NR_MODES; m++) {
 		struct result *r = &res[m];
 
 		printf("%-9s %8u %9.1fus %9.1fus %9.0f %12.0f %8llu %8llu %8llu %10llu\n",
-		       mode_names[m], r->munmaps, r->pct.p50, r->pct.p99,
+		       bench_mode_names[m], r->munmaps, r->pct.p50, r->pct.p99,
 		       r->dev.jobs / r->seconds, r->dev.accesses / r->seconds,
 		       (unsigned long long)r->dev.faults,
 		       (unsigned long long)r->dev.fault_errors,
@@ -282,9 +278,9 @@ int bench_concurrent(const struct bench_opts *o)
 	       "violations must be 0\n");
 	printf("two-pass munmap speed-up with %u devices: %.1fx (single %.0f us, two-pass %.0f us median); "
 	       "job throughput two-pass/single %.2fx\n",
-	       o->devices[0], res[MODE_SINGLE].pct.p50 / res[MODE_TWO_PASS].pct.p50,
-	       res[MODE_SINGLE].pct.p50, res[MODE_TWO_PASS].pct.p50,
-	       (res[MODE_TWO_PASS].dev.jobs / res[MODE_TWO_PASS].seconds) /
-	       (res[MODE_SINGLE].dev.jobs / res[MODE_SINGLE].seconds));
+	       o->devices[0], res[BENCH_SINGLE].pct.p50 / res[BENCH_TWO_PASS].pct.p50,
+	       res[BENCH_SINGLE].pct.p50, res[BENCH_TWO_PASS].pct.p50,
+	       (res[BENCH_TWO_PASS].dev.jobs / res[BENCH_TWO_PASS].seconds) /
+	       (res[BENCH_SINGLE].dev.jobs / res[BENCH_SINGLE].seconds));
 	return violations ? 1 : 0;
 }

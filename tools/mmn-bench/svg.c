@@ -86,17 +86,9 @@ static void reference(FILE *f, const struct axes *a, double d0, double us0, doub
 	fputs("</text>\n", f);
 }
 
-int bench_plot_svg(const char *path, const char *title, const unsigned int *devices,
-		   unsigned int n, const struct plot_series *series, unsigned int nr_series,
-		   double latency_us)
-{
-	return bench_plot_svg_x(path, title, "simulated GPUs bound to the buffer (log scale)",
-				devices, n, series, nr_series, latency_us);
-}
-
-int bench_plot_svg_x(const char *path, const char *title, const char *xlabel,
-		     const unsigned int *devices, unsigned int n,
-		     const struct plot_series *series, unsigned int nr_series, double latency_us)
+int bench_plot_svg(const char *path, const char *title, const char *xlabel,
+		   const unsigned int *devices, unsigned int n,
+		   const struct plot_series *series, unsigned int nr_series, double latency_us)
 {
 	double lo = latency_us > 0 ? latency_us : 1e9, hi = latency_us;
 	struct axes a;

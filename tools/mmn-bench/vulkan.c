@@ -22,28 +22,27 @@
 
 #include "mmn_vk.h"
 
-enum { MODE_SINGLE = 0, MODE_TWO_PASS, NR_MODES };
-
-static const char *const mode_names[NR_MODES] = { "single", "two-pass" };
 static const unsigned int default_devices[] = { 1, 2, 4, 8 };
 
 #define WARMUP_REPS 3
 #define WAIT_MS 30000u
 
-struct point {
-	struct bench_pct pct;
-	double *samples;
-	unsigned int redone;
+/* What measure() learns of the devices, for the table's heading. */
+struct vk_info {
+	char devname[256];
+	unsigned int nphys;
 };
 
-static int measure(const struct bench_opts *o, unsigned int ndev, int mode, struct point *pt,
-		   char *devname, size_t devname_len, unsigned int *nphys)
+/* Measure one (devices, mode) point (bench_measure_fn); @arg: a struct vk_info. */
+static int measure(const struct bench_opts *o, unsigned int ndev, enum bench_mode mode,
+		   struct bench_point *pt, void *arg)
 {
+	struct vk_info *info = arg;
 	size_t len = (size_t)o->pages << 12;
 	struct mmn_vk_buf **b = calloc(ndev, sizeof(*b));
 	struct mmn_vk_config cfg = {
 		.nr_devices = ndev,
-		.single_pass = mode == MODE_SINGLE,
+		.single_pass = mode == BENCH_SINGLE,
 	};
 	struct mmn_vk *vk = NULL;
 	struct mmn_mm *mm = NULL;
@@ -62,8 +61,8 @@ static int measure(const struct bench_opts *o, unsigned int ndev, int mode, stru
 		fprintf(stderr, "mmn-bench vulkan: %s\n", mmn_vk_why());
 		goto out;
 	}
-	snprintf(devname, devname_len, "%s", mmn_vk_device_name(vk, 0));
-	*nphys = mmn_vk_physical_count(vk);
+	snprintf(info->devname, sizeof(info->devname), "%s", mmn_vk_device_name(vk, 0));
+	info->nphys = mmn_vk_physical_count(vk);
 	if (len % mmn_vk_alignment(vk)) {
 		fprintf(stderr, "mmn-bench vulkan: --pages must give a multiple of %zu bytes\n",
 			mmn_vk_alignment(vk));
@@ -81,9 +80,8 @@ static int measure(const struct bench_opts *o, unsigned int ndev, int mode, stru
 			goto out;
 	}
 	while (done < WARMUP_REPS + o->reps) {
-		struct mmn_range range;
 		bool all_stopped = true;
-		uint64_t t0, t1;
+		double us;
 
 		if (++tries > 4 * (WARMUP_REPS + o->reps)) {
 			fprintf(stderr, "mmn-bench vulkan: jobs keep ending before the invalidation\n");
@@ -101,12 +99,7 @@ static int measure(const struct bench_opts *o, unsigned int ndev, int mode, stru
 		}
 		if (ret)
 			goto out;
-		mmn_range_init(&range, MMN_EVENT_UNMAP, 0, mm, (unsigned long)mem,
-			       (unsigned long)mem + len);
-		t0 = mmn_sim_now_ns();
-		ret = mmn_invalidate_range_start(&range);
-		mmn_invalidate_range_end(&range);
-		t1 = mmn_sim_now_ns();
+		ret = bench_time_invalidation(mm, (unsigned long)mem, (unsigned long)mem + len, &us);
 		if (ret)
 			goto out;
 		for (unsigned int i = 0; i < ndev; i++) {
@@ -126,7 +119,7 @@ static int measure(const struct bench_opts *o, unsigned int ndev, int mode, stru
 			continue;
 		}
 		if (done >= WARMUP_REPS)
-			pt->samples[done - WARMUP_REPS] = (double)(t1 - t0) / 1000.0;
+			pt->samples[done - WARMUP_REPS] = us;
 		done++;
 	}
 	/* Every measured invalidation stopped one job on every device. */
@@ -154,22 +147,14 @@ out:
 	return ret;
 }
 
-static int find_count(const struct bench_opts *o, unsigned int n)
-{
-	for (unsigned int i = 0; i < o->nr_devices; i++)
-		if (o->devices[i] == n)
-			return (int)i;
-	return -1;
-}
-
 int bench_vulkan(const struct bench_opts *in)
 {
 	struct bench_opts opts = *in, *o = &opts;
-	struct point (*pts)[NR_MODES];
+	struct bench_point (*pts)[BENCH_NR_MODES];
 	FILE *sum = o->csv ? stderr : stdout;
-	unsigned int done = 0, nphys = 0, last;
-	char devname[256] = "";
-	int ret = 0, four;
+	struct vk_info info = { "", 0 };
+	unsigned int last;
+	int ret, four;
 
 	if (!o->devices_set) {
 		memcpy(o->devices, default_devices, sizeof(default_devices));
@@ -196,22 +181,7 @@ int bench_vulkan(const struct bench_opts *in)
 	pts = calloc(o->nr_devices, sizeof(*pts));
 	if (!pts)
 		return 1;
-	for (unsigned int i = 0; i < o->nr_devices && !ret; i++) {
-		for (int m = 0; m < NR_MODES && !ret; m++) {
-			bench_progress(o, "vulkan: %u device%s, %s (%u/%u)", o->devices[i],
-				       o->devices[i] == 1 ? "" : "s", mode_names[m], ++done,
-				       o->nr_devices * NR_MODES);
-			pts[i][m].samples = calloc(o->reps, sizeof(double));
-			if (!pts[i][m].samples) {
-				ret = -ENOMEM;
-				break;
-			}
-			ret = measure(o, o->devices[i], m, &pts[i][m], devname, sizeof(devname),
-				      &nphys);
-			pts[i][m].pct = bench_percentiles(pts[i][m].samples, o->reps);
-		}
-	}
-	bench_progress_done(o);
+	ret = bench_measure_points(o, "vulkan", pts, measure, &info);
 	if (ret == -ENODEV) {
 		printf("mmn-bench vulkan: skipped: no usable Vulkan device\n");
 		ret = 77;
@@ -224,68 +194,46 @@ int bench_vulkan(const struct bench_opts *in)
 	}
 
 	if (o->csv) {
-		printf("devices,mode,p50_us,p99_us\n");
-		for (unsigned int i = 0; i < o->nr_devices; i++)
-			for (int m = 0; m < NR_MODES; m++)
-				printf("%u,%s,%.1f,%.1f\n", o->devices[i], mode_names[m],
-				       pts[i][m].pct.p50, pts[i][m].pct.p99);
+		bench_print_csv(o, pts);
 	} else {
 		printf("mmn-bench vulkan: %s (%u physical device%s), %u pages per buffer, %u reps\n",
-		       devname, nphys, nphys == 1 ? "" : "s", o->pages, o->reps);
+		       info.devname, info.nphys, info.nphys == 1 ? "" : "s", o->pages, o->reps);
 		printf("one invalidation (range_start + range_end) of a buffer with a job running on every device, us\n\n");
 		printf("%8s %12s %12s %12s %12s %9s %7s\n", "devices", "single p50", "single p99",
 		       "2-pass p50", "2-pass p99", "2p/single", "redone");
 		for (unsigned int i = 0; i < o->nr_devices; i++)
 			printf("%8u %12.1f %12.1f %12.1f %12.1f %9.2f %7u\n", o->devices[i],
-			       pts[i][MODE_SINGLE].pct.p50, pts[i][MODE_SINGLE].pct.p99,
-			       pts[i][MODE_TWO_PASS].pct.p50, pts[i][MODE_TWO_PASS].pct.p99,
-			       pts[i][MODE_TWO_PASS].pct.p50 / pts[i][MODE_SINGLE].pct.p50,
-			       pts[i][MODE_SINGLE].redone + pts[i][MODE_TWO_PASS].redone);
+			       pts[i][BENCH_SINGLE].pct.p50, pts[i][BENCH_SINGLE].pct.p99,
+			       pts[i][BENCH_TWO_PASS].pct.p50, pts[i][BENCH_TWO_PASS].pct.p99,
+			       pts[i][BENCH_TWO_PASS].pct.p50 / pts[i][BENCH_SINGLE].pct.p50,
+			       pts[i][BENCH_SINGLE].redone + pts[i][BENCH_TWO_PASS].redone);
 		printf("\n");
 	}
 
 	if (o->plot) {
-		double p50[NR_MODES][BENCH_MAX_DEVCOUNTS], p99[NR_MODES][BENCH_MAX_DEVCOUNTS];
-		struct plot_series series[NR_MODES] = {
-			{ "single-pass", "#d62728", p50[MODE_SINGLE], p99[MODE_SINGLE] },
-			{ "two-pass", "#1f77b4", p50[MODE_TWO_PASS], p99[MODE_TWO_PASS] },
-		};
 		char title[400];
 
-		for (unsigned int i = 0; i < o->nr_devices; i++)
-			for (int m = 0; m < NR_MODES; m++) {
-				p50[m][i] = pts[i][m].pct.p50;
-				p99[m][i] = pts[i][m].pct.p99;
-			}
 		snprintf(title, sizeof(title), "Invalidation with a job on each of N Vulkan devices: %s",
-			 devname);
+			 info.devname);
 		/* References from the measured one-device single-pass median. */
-		if (bench_plot_svg_x(o->plot, title, "Vulkan devices with a job on the buffer (log scale)",
-				     o->devices, o->nr_devices, series, NR_MODES,
-				     o->devices[0] == 1 ? pts[0][MODE_SINGLE].pct.p50 : 0)) {
-			fprintf(stderr, "mmn-bench: cannot write %s\n", o->plot);
+		if (bench_plot_points(o, sum, title, "Vulkan devices with a job on the buffer (log scale)",
+				      pts, o->devices[0] == 1 ? pts[0][BENCH_SINGLE].pct.p50 : 0))
 			ret = 1;
-		} else {
-			fprintf(sum, "plot written to %s\n", o->plot);
-		}
 	}
 
-	four = find_count(o, 4);
+	four = bench_find_count(o, 4);
 	if (four >= 0) {
-		double r = pts[four][MODE_TWO_PASS].pct.p50 / pts[four][MODE_SINGLE].pct.p50;
+		double r = pts[four][BENCH_TWO_PASS].pct.p50 / pts[four][BENCH_SINGLE].pct.p50;
 
 		fprintf(sum, "T10 two-pass(4) / single(4) = %.2f (target <= 0.50): %s\n", r,
 			r <= 0.5 ? "PASS" : "MISS");
 	}
 	fprintf(sum, "two-pass at %u device%s: %.0f us vs single %.0f us median (%.1fx)\n",
 		o->devices[last], o->devices[last] == 1 ? "" : "s",
-		pts[last][MODE_TWO_PASS].pct.p50, pts[last][MODE_SINGLE].pct.p50,
-		pts[last][MODE_SINGLE].pct.p50 / pts[last][MODE_TWO_PASS].pct.p50);
+		pts[last][BENCH_TWO_PASS].pct.p50, pts[last][BENCH_SINGLE].pct.p50,
+		pts[last][BENCH_SINGLE].pct.p50 / pts[last][BENCH_TWO_PASS].pct.p50);
 out:
-	for (unsigned int i = 0; i < o->nr_devices; i++)
-		for (int m = 0; m < NR_MODES; m++)
-			free(pts[i][m].samples);
-	free(pts);
+	bench_points_free(o, pts);
 	return ret;
 }
 

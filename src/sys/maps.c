@@ -1,15 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
  * A reader of /proc/self/maps that allocates nothing and calls no hooked
- * function: raw open/read/close into a buffer on the stack. Used by the shmdt
- * hook (to find an attachment's size) and by the preload's self-check.
+ * function: raw open/read/close into a buffer on the stack. Used by the event
+ * sources (the shmdt hook finds an attachment's size with it, the raw path
+ * libc's text) and by the preload's self-check.
  */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "maps.h"
 #include "raw.h"
-#include "vm.h"
 
 static unsigned long parse_hex(const char **p)
 {

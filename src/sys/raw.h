@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Raw system calls for the event-source layer.
+ * Raw system calls (the system layer, src/sys; maps.h says what it is).
  *
  * Once libc's mapping functions jump to libmmn, calling them from libmmn would
- * recurse, so this layer makes its system calls itself. They return the
- * kernel's value: the result, or -errno.
+ * recurse, so libmmn's event sources make their system calls themselves, and
+ * so does the preload where it must not allocate or touch errno. They return
+ * the kernel's value: the result, or -errno.
+ *
+ * Built with MMN_VM_SYSCALL_GADGET (the event sources and the system layer's
+ * own files), a call runs at the gadget of this module, if set: see raw.c.
+ * Without it (the preload's files) a call is always the inline instruction,
+ * which syscall user dispatch traps like any other foreign system call.
  */
-#ifndef MMN_VM_RAW_H
-#define MMN_VM_RAW_H
+#ifndef MMN_SYS_RAW_H
+#define MMN_SYS_RAW_H
 
 #include <errno.h>
 #include <sys/syscall.h>
@@ -93,4 +99,4 @@ static inline long raw_result(long ret)
 	return ret;
 }
 
-#endif /* MMN_VM_RAW_H */
+#endif /* MMN_SYS_RAW_H */

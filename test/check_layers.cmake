@@ -1,0 +1,43 @@
+# The layers below the public API talk only through their own headers:
+#   src/preload  includes libmmn's public headers (<mmn.h>, <mmn/...>), its
+#                own files, and the system layer (src/sys);
+#   src/sys      includes only its own files.
+# hidden.h (src/core), the sources' one visibility macro, is allowed in both.
+# A quoted include of anything else (a path into src/vm, say) fails.
+# Arguments: -DSOURCE_DIR=the source tree
+set(fail "")
+foreach(layer preload sys)
+  set(allowed_dirs ${SOURCE_DIR}/src/${layer})
+  if(layer STREQUAL "preload")
+    list(APPEND allowed_dirs ${SOURCE_DIR}/src/sys)
+  endif()
+  file(GLOB files ${SOURCE_DIR}/src/${layer}/*.c ${SOURCE_DIR}/src/${layer}/*.h)
+  if(NOT files)
+    list(APPEND fail "src/${layer}: no sources found")
+  endif()
+  foreach(f ${files})
+    file(STRINGS ${f} lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
+    foreach(line ${lines})
+      string(REGEX REPLACE "^[^\"]*\"([^\"]*)\".*" "\\1" inc "${line}")
+      set(ok FALSE)
+      if(inc STREQUAL "hidden.h")
+        set(ok TRUE)
+      elseif(NOT inc MATCHES "/")
+        foreach(d ${allowed_dirs})
+          if(EXISTS ${d}/${inc})
+            set(ok TRUE)
+          endif()
+        endforeach()
+      endif()
+      if(NOT ok)
+        file(RELATIVE_PATH rel ${SOURCE_DIR} ${f})
+        list(APPEND fail "${rel}: #include \"${inc}\" is outside its layer")
+      endif()
+    endforeach()
+  endforeach()
+endforeach()
+if(fail)
+  list(JOIN fail "\n  " msg)
+  message(FATAL_ERROR "layering:\n  ${msg}")
+endif()
+message(STATUS "layering: src/preload and src/sys include only what they may")
