@@ -27,6 +27,8 @@
  *
  * Usage: stress_lockfree_miss [seed [rounds]]   (rounds: writer operations)
  */
+#include <sched.h>
+
 #include "harness.h"
 #include "internal.h"
 
@@ -65,7 +67,11 @@ static const struct mmn_interval_notifier_ops ops = { .invalidate = on_invalidat
 
 struct inv_stats {
 	unsigned long regions, target_checks, gap_checks, bad_target, bad_gap;
+	bool covered;	/* atomic: MIN_CHECKS of each kind done */
 };
+
+#define MIN_CHECKS 1000
+#define COVER_WAIT_NS (120 * 1000000000ull)
 
 static void *invalidator(void *arg)
 {
@@ -106,6 +112,8 @@ static void *invalidator(void *arg)
 			if (target_calls != t0 || other_calls != o0)
 				st->bad_gap++;
 		}
+		if (st->target_checks >= MIN_CHECKS && st->gap_checks >= MIN_CHECKS)
+			__atomic_store_n(&st->covered, true, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
@@ -142,6 +150,22 @@ TEST(lockfree_miss_under_churn)
 		}
 		churn_in[u] = !churn_in[u];
 	}
+	/*
+	 * A thread scheduled mostly before the targets were published may not
+	 * have checked any yet: let every one reach MIN_CHECKS of each kind
+	 * (bounded), with all targets in place.
+	 */
+	{
+		uint64_t deadline = test_now_ns() + COVER_WAIT_NS;
+		int i = 0;
+
+		while (i < NINV && test_now_ns() < deadline) {
+			if (__atomic_load_n(&st[i].covered, __ATOMIC_ACQUIRE))
+				i++;
+			else
+				sched_yield();
+		}
+	}
 	__atomic_store_n(&stop, true, __ATOMIC_RELEASE);
 	for (int i = 0; i < NINV; i++)
 		assert_eq(pthread_join(th[i], NULL), 0);
@@ -151,8 +175,8 @@ TEST(lockfree_miss_under_churn)
 		       st[i].regions, st[i].target_checks, st[i].gap_checks);
 		expect_eq(st[i].bad_target, 0);
 		expect_eq(st[i].bad_gap, 0);
-		expect_gt(st[i].target_checks, 0);
-		expect_gt(st[i].gap_checks, 0);
+		expect_ge(st[i].target_checks, MIN_CHECKS);
+		expect_ge(st[i].gap_checks, MIN_CHECKS);
 	}
 	printf("  writer: %lu targets, %lu churn inserts, %lu removes\n", next_target, inserts,
 	       removes);
