@@ -11,9 +11,13 @@
 #ifndef MMN_TEST_COEXIST_H
 #define MMN_TEST_COEXIST_H
 
+#include <dlfcn.h>
 #include <mmn/process.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -100,6 +104,47 @@ static inline unsigned int coexist_watch_calls(struct coexist_watch *w)
 static inline unsigned int coexist_watch_saw_old(struct coexist_watch *w)
 {
 	return __atomic_load_n(&w->saw_old, __ATOMIC_RELAXED);
+}
+
+/* libmmn's process domain, with its event sources installed. */
+static inline void coexist_install_mmn(void)
+{
+	struct mmn_mm *mm;
+
+	assert_eq(mmn_process_mm(&mm), 0);
+}
+
+/* The first bytes of libc's entry @name, as a patcher left them. */
+static inline const unsigned char *coexist_libc_entry(const char *name)
+{
+	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+
+	assert_true(libc != NULL);
+	return dlsym(libc, name);
+}
+
+/*
+ * A @len-byte malloc() block large enough that free() unmaps it (glibc's
+ * internal __munmap), and in [*start, *end) its whole pages: free() unmaps
+ * the chunk around them. NULL, with a line naming @test, under a
+ * sanitizer's allocator, which does not unmap on free.
+ */
+static inline void *coexist_big_block(const char *test, size_t len, unsigned long *start,
+				      unsigned long *end)
+{
+	unsigned long pg = (unsigned long)sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (COEXIST_SANITIZER_ALLOCATOR) {
+		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
+		       test);
+		return NULL;
+	}
+	p = malloc(len);
+	assert_true(p != NULL);
+	*start = ((unsigned long)p + pg - 1) & ~(pg - 1);
+	*end = ((unsigned long)p + len) & ~(pg - 1);
+	return p;
 }
 
 #endif

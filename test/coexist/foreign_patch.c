@@ -114,13 +114,6 @@ static void install_foreign(void)
 	write_entry(patch, patch_len);
 }
 
-static void install_mmn(void)
-{
-	struct mmn_mm *mm;
-
-	assert_eq(mmn_process_mm(&mm), 0);
-}
-
 static void watch_both(struct coexist_watch *w, void *base, size_t len, unsigned char pattern)
 {
 	coexist_watch_on(w, base, len, pattern);
@@ -204,15 +197,9 @@ TEST(free_64mib_seen_before_by_both)
 	struct coexist_watch w;
 	unsigned char *p;
 
-	if (COEXIST_SANITIZER_ALLOCATOR) {
-		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
-		       __func__);
+	p = coexist_big_block(__func__, len, &start, &end);
+	if (!p)
 		return;
-	}
-	p = malloc(len);
-	assert_true(p != NULL);
-	start = ((unsigned long)p + pg - 1) & ~(pg - 1UL);
-	end = ((unsigned long)p + len) & ~(pg - 1UL);
 	watch_both(&w, (void *)start, end - start, 0xc3);
 	free(p);
 	expect_eq(coexist_watch_calls(&w), 1);
@@ -298,11 +285,11 @@ int main(int argc, char **argv)
 	munmap_entry = dlsym(libc, "munmap");
 	assert_true(munmap_entry != NULL);
 	if (mmn_first) {
-		install_mmn();
+		coexist_install_mmn();
 		install_foreign();
 	} else {
 		install_foreign();
-		install_mmn();
+		coexist_install_mmn();
 	}
 	RUN(chained);
 	RUN(munmap_seen_before_by_both);

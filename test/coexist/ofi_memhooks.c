@@ -125,21 +125,6 @@ static unsigned long reg(void *base, size_t len)
 	return key;
 }
 
-static void install_mmn(void)
-{
-	struct mmn_mm *mm;
-
-	assert_eq(mmn_process_mm(&mm), 0);
-}
-
-static const unsigned char *libc_entry(const char *name)
-{
-	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-
-	assert_true(libc != NULL);
-	return dlsym(libc, name);
-}
-
 /* What a provider with a host-memory MR cache does at fi_domain(). */
 static void install_ofi(void)
 {
@@ -184,8 +169,8 @@ static void install_ofi(void)
 	memcpy(&stored, cache + sizeof(void *), sizeof(stored));
 	assert_true(stored == (void *)default_monitor);
 	/* memhooks' patch, or libmmn's jump over it when libmmn came first. */
-	printf("munmap's entry after libfabric: %02x %02x\n", libc_entry("munmap")[0],
-	       libc_entry("munmap")[1]);
+	printf("munmap's entry after libfabric: %02x %02x\n", coexist_libc_entry("munmap")[0],
+	       coexist_libc_entry("munmap")[1]);
 }
 
 /* A registration survives when nothing unmaps: the cache caches. */
@@ -237,15 +222,9 @@ TEST(free_64mib_seen_before_and_cache_invalidated)
 	struct coexist_watch w;
 	unsigned char *p;
 
-	if (COEXIST_SANITIZER_ALLOCATOR) {
-		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
-		       __func__);
+	p = coexist_big_block(__func__, len, &start, &end);
+	if (!p)
 		return;
-	}
-	p = malloc(len);
-	assert_true(p != NULL);
-	start = ((unsigned long)p + pg - 1) & ~(pg - 1UL);
-	end = ((unsigned long)p + len) & ~(pg - 1UL);
 	k1 = reg((void *)start, end - start);
 	coexist_watch_on(&w, (void *)start, end - start, 0xc3);
 	free(p);
@@ -321,7 +300,7 @@ TEST(coverage_names_the_patch)
 
 	assert_eq(mmn_process_coverage(&cov), 0);
 	for (unsigned int c = 0; c < sizeof(calls) / sizeof(calls[0]); c++) {
-		bool in_libc = dlsym(RTLD_NEXT, names[c]) == (void *)libc_entry(names[c]);
+		bool in_libc = dlsym(RTLD_NEXT, names[c]) == (void *)coexist_libc_entry(names[c]);
 		unsigned int found = 0;
 
 		if (!in_libc)
@@ -361,9 +340,9 @@ TEST(after_libfabric_stops)
 	struct coexist_watch w;
 
 	ofi_mr_cache_cleanup(cache);
-	printf("munmap's entry after libfabric stopped: %02x %02x\n", libc_entry("munmap")[0],
-	       libc_entry("munmap")[1]);
-	expect_eq(libc_entry("munmap")[0], 0xe9);	/* libmmn's jmp rel32 */
+	printf("munmap's entry after libfabric stopped: %02x %02x\n", coexist_libc_entry("munmap")[0],
+	       coexist_libc_entry("munmap")[1]);
+	expect_eq(coexist_libc_entry("munmap")[0], 0xe9);	/* libmmn's jmp rel32 */
 	/* Either way libmmn no longer calls libfabric's hook: it was withdrawn. */
 	assert_eq(mmn_process_coverage(&cov), 0);
 	expect_eq(cov.method[MMN_CALL_MUNMAP], MMN_HOOK_ENTRY_PATCH);
@@ -395,11 +374,11 @@ int main(int argc, char **argv)
 	pg = sysconf(_SC_PAGESIZE);
 	mmn_first = !strcmp(argv[1], "mmn-first");
 	if (mmn_first) {
-		install_mmn();
+		coexist_install_mmn();
 		install_ofi();
 	} else {
 		install_ofi();
-		install_mmn();
+		coexist_install_mmn();
 	}
 	RUN(cache_hits_without_unmap);
 	RUN(munmap_seen_before_and_cache_invalidated);

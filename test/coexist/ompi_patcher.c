@@ -89,21 +89,6 @@ static void expect_both_before(struct coexist_watch *w)
 	expect_eq(ompi_saw_old, 1);
 }
 
-static void install_mmn(void)
-{
-	struct mmn_mm *mm;
-
-	assert_eq(mmn_process_mm(&mm), 0);
-}
-
-static const unsigned char *libc_entry(const char *name)
-{
-	void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-
-	assert_true(libc != NULL);
-	return dlsym(libc, name);
-}
-
 static void install_ompi(int *argc, char ***argv)
 {
 	const int want = OPAL_MEMORY_FREE_SUPPORT | OPAL_MEMORY_MUNMAP_SUPPORT;
@@ -120,8 +105,8 @@ static void install_ompi(int *argc, char ***argv)
 		exit(1);
 	}
 	assert_eq(opal_mem_hooks_register_release(ompi_release, NULL), 0);
-	printf("munmap's entry after MPI_Init: %02x %02x\n", libc_entry("munmap")[0],
-	       libc_entry("munmap")[1]);
+	printf("munmap's entry after MPI_Init: %02x %02x\n", coexist_libc_entry("munmap")[0],
+	       coexist_libc_entry("munmap")[1]);
 }
 
 TEST(munmap_seen_before_by_both)
@@ -146,15 +131,9 @@ TEST(free_64mib_seen_before_by_both)
 	struct coexist_watch w;
 	unsigned char *p;
 
-	if (COEXIST_SANITIZER_ALLOCATOR) {
-		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
-		       __func__);
+	p = coexist_big_block(__func__, len, &start, &end);
+	if (!p)
 		return;
-	}
-	p = malloc(len);
-	assert_true(p != NULL);
-	start = ((unsigned long)p + pg - 1) & ~(pg - 1UL);
-	end = ((unsigned long)p + len) & ~(pg - 1UL);
 	watch_both(&w, (void *)start, end - start, 0xc3);
 	free(p);
 	expect_both_before(&w);
@@ -232,11 +211,11 @@ int main(int argc, char **argv)
 	pg = sysconf(_SC_PAGESIZE);
 	mmn_first = !strcmp(argv[1], "mmn-first");
 	if (mmn_first) {
-		install_mmn();
+		coexist_install_mmn();
 		install_ompi(&argc, &argv);
 	} else {
 		install_ompi(&argc, &argv);
-		install_mmn();
+		coexist_install_mmn();
 	}
 	RUN(munmap_seen_before_by_both);
 	RUN(free_64mib_seen_before_by_both);

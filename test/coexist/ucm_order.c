@@ -61,13 +61,6 @@ static void install_ucx(void)
 	assert_eq(set_handler(UCM_EVENT_VM_UNMAPPED, -1, ucx_cb, NULL), UCS_OK);
 }
 
-static void install_mmn(void)
-{
-	struct mmn_mm *mm;
-
-	assert_eq(mmn_process_mm(&mm), 0);
-}
-
 /* munmap: libmmn before the change, UCX's handler too. */
 TEST(munmap_seen_before_by_both)
 {
@@ -96,16 +89,9 @@ TEST(free_64mib_seen_before)
 	unsigned char *p;
 	struct coexist_watch w;
 
-	if (COEXIST_SANITIZER_ALLOCATOR) {
-		printf("%s: not applicable: the sanitizer's allocator does not unmap on free\n",
-		       __func__);
+	p = coexist_big_block(__func__, len, &start, &end);
+	if (!p)
 		return;
-	}
-	p = malloc(len);
-	assert_true(p != NULL);
-	/* The whole pages of the block: free() unmaps the chunk around them. */
-	start = ((unsigned long)p + pg - 1) & ~(pg - 1UL);
-	end = ((unsigned long)p + len) & ~(pg - 1UL);
 	coexist_watch_on(&w, (void *)start, end - start, 0xc3);
 	free(p);
 	expect_eq(coexist_watch_calls(&w), 1);
@@ -245,11 +231,11 @@ int main(int argc, char **argv)
 	mmn_first = !strcmp(argv[1], "mmn-first");
 	bistro = !strcmp(argv[2], "bistro");
 	if (mmn_first) {
-		install_mmn();
+		coexist_install_mmn();
 		run_concurrent_install();
 	} else {
 		install_ucx();
-		install_mmn();
+		coexist_install_mmn();
 	}
 	RUN(munmap_seen_before_by_both);
 	RUN(free_64mib_seen_before);
