@@ -174,6 +174,39 @@ static inline int test_wait_child(pid_t pid)
 	return WEXITSTATUS(status);
 }
 
+/*
+ * Run this program again (from a forked child) with the one argument @arg.
+ * Under an emulator (a cross build's CTest sets MMN_TEST_EMULATOR, e.g.
+ * "qemu-aarch64 -L /usr/aarch64-linux-gnu") the program cannot exec itself
+ * directly: the host kernel does not run its code. Returns only if exec
+ * failed.
+ */
+static inline void test_exec_self(const char *arg)
+{
+	static char path[4096], emu[1024];
+	const char *env = getenv("MMN_TEST_EMULATOR");
+	char *argv[16], *tok, *save;
+	ssize_t n;
+	int argc = 0;
+
+	if (!env || !*env) {
+		execl("/proc/self/exe", "/proc/self/exe", arg, (char *)NULL);
+		return;
+	}
+	/* qemu-user answers this readlink with the emulated program's path. */
+	n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (n <= 0 || strlen(env) >= sizeof(emu))
+		return;
+	path[n] = '\0';
+	strcpy(emu, env);
+	for (tok = strtok_r(emu, " ", &save); tok && argc < 12; tok = strtok_r(NULL, " ", &save))
+		argv[argc++] = tok;
+	argv[argc++] = path;
+	argv[argc++] = (char *)arg;
+	argv[argc] = NULL;
+	execvp(argv[0], argv);
+}
+
 /* ---- a forked child that must log, then abort --------------------------- */
 
 /*

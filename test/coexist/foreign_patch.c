@@ -24,6 +24,7 @@
  * replaced under a running thread.
  */
 #include <dlfcn.h>
+#include <limits.h>
 #include <mmn/process.h>
 #include <stdint.h>
 #include <sys/mman.h>
@@ -150,11 +151,12 @@ static void check_munmap(unsigned int want_foreign)
 static enum mmn_hook_method munmap_method(int *error, uint64_t *rechains, bool *named)
 {
 	struct mmn_process_coverage cov;
-	char self[64];
+	char self[PATH_MAX];
 	const char *slash;
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	self[n > 0 ? n : 0] = 0;
+	assert_true(n > 0 && (size_t)n < sizeof(self) - 1);
+	self[n] = 0;
 	slash = strrchr(self, '/');
 	assert_eq(mmn_process_coverage(&cov), 0);
 	*error = cov.error[MMN_CALL_MUNMAP];

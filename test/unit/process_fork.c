@@ -46,7 +46,6 @@
 static unsigned long pg;
 static struct mmn_mm *pmm;
 static bool parent_backstop;
-static const char *self_exe;
 
 struct gate {
 	pthread_mutex_t lock;
@@ -361,38 +360,6 @@ static int malloc_fork_scenario(void)
 	return 0;
 }
 
-/*
- * Run this program again with @arg. Under an emulator (a cross build's
- * CTest sets MMN_TEST_EMULATOR, e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
- * the program cannot exec itself directly: the host kernel does not run its
- * code. Returns only if exec failed.
- */
-static void exec_self(const char *arg)
-{
-	static char path[4096], emu[1024];
-	const char *env = getenv("MMN_TEST_EMULATOR");
-	char *argv[16], *tok, *save;
-	ssize_t n;
-	int argc = 0;
-
-	if (!env || !*env) {
-		execl(self_exe, self_exe, arg, (char *)NULL);
-		return;
-	}
-	/* qemu-user answers this readlink with the emulated program's path. */
-	n = readlink(self_exe, path, sizeof(path) - 1);
-	if (n <= 0 || strlen(env) >= sizeof(emu))
-		return;
-	path[n] = '\0';
-	strcpy(emu, env);
-	for (tok = strtok_r(emu, " ", &save); tok && argc < 12; tok = strtok_r(NULL, " ", &save))
-		argv[argc++] = tok;
-	argv[argc++] = path;
-	argv[argc++] = (char *)arg;
-	argv[argc] = NULL;
-	execvp(argv[0], argv);
-}
-
 TEST(fork_while_threads_malloc)
 {
 	int status;
@@ -401,7 +368,7 @@ TEST(fork_while_threads_malloc)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		exec_self("--malloc-fork");
+		test_exec_self("--malloc-fork");
 		_exit(99);
 	}
 	status = test_wait_child(pid);
@@ -417,7 +384,6 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && strcmp(argv[1], "--malloc-fork") == 0)
 		return malloc_fork_scenario();
-	self_exe = "/proc/self/exe";
 	pg = (unsigned long)sysconf(_SC_PAGESIZE);
 	assert_eq(mmn_process_mm(&pmm), 0);
 	assert_eq(mmn_process_coverage(&cov), 0);
