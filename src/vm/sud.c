@@ -50,6 +50,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -420,7 +421,7 @@ static void handler(int sig, siginfo_t *si, void *ctx)
 struct text_find {
 	const char *path;	/* of the mapping holding @addr, once found */
 	unsigned long addr, start, end;
-	char buf[256];
+	char buf[PATH_MAX];	/* Spack pads install prefixes to hundreds of bytes */
 };
 
 static int text_find_cb(const struct vm_map *m, void *arg)
