@@ -437,7 +437,7 @@ static void prefetch_node(const struct mmn_ix_node *x, bool leaf)
  * later still. Leaves are at level it->depth (the node header, with its leaf
  * flag, is never read: one cache line less per level).
  */
-MMN_HOT
+MMN_WARM
 static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_node *x,
 				      unsigned int d)
 {
@@ -456,7 +456,7 @@ static struct mmn_itree_node *descend(struct mmn_itree_iter *it, struct mmn_ix_n
 	return x->start[i] <= it->last ? x->ptr[i] : NULL;
 }
 
-MMN_HOT
+MMN_WARM
 struct mmn_itree_node *mmn_itree_first(const struct mmn_itree *tree,
 				       struct mmn_itree_iter *it,
 				       unsigned long start, unsigned long last)

@@ -103,6 +103,19 @@
 #include "internal.h"
 #include "itree.h"
 
+/*
+ * The page of MMN_HOT code (hidden.h): its start, aligned to a page, and its
+ * end, as two empty sections that GNU ld sorts around .text.sorted.mmn.1.
+ * The labels are local: test/check_hot.cmake reads them from the symbol table.
+ */
+__asm__(".pushsection .text.sorted.mmn.0,\"ax\",%progbits\n"
+	".balign 4096\n"
+	"mmn_hot_text_begin:\n"
+	".popsection\n"
+	".pushsection .text.sorted.mmn.1.end,\"ax\",%progbits\n"
+	"mmn_hot_text_end:\n"
+	".popsection\n");
+
 /* struct mmn_interval_notifier.state */
 enum sub_state {
 	SUB_NONE = 0,		/* zeroed, never inserted, failed insert, removed */
@@ -275,7 +288,7 @@ bool mmn_lock_held_by_thread(void)
 	return __atomic_load_n(&lock_depth, __ATOMIC_RELAXED) != 0;
 }
 
-MMN_HOT
+MMN_WARM
 static void mm_lock(struct mmn_mm *mm)
 {
 	__atomic_store_n(&lock_depth, lock_depth + 1, __ATOMIC_RELAXED);
@@ -287,7 +300,7 @@ static void mm_lock(struct mmn_mm *mm)
 #endif
 }
 
-MMN_HOT
+MMN_WARM
 static void mm_unlock(struct mmn_mm *mm)
 {
 #if MMN_DEBUG
@@ -1021,7 +1034,7 @@ void mmn_interval_set_seq(struct mmn_interval_notifier *sub, unsigned long cur_s
 }
 
 /* Open a region; returns the first notifier hit (NULL if none) and cur_seq. */
-MMN_HOT
+MMN_WARM
 static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 					      const struct mmn_range *range,
 					      unsigned long *cur_seq,
@@ -1054,7 +1067,7 @@ static struct mmn_itree_node *inv_start_range(struct mmn_mm *mm,
 }
 
 /* Close a region; the last one of an odd period ends the period. */
-MMN_HOT
+MMN_WARM
 static void inv_end(struct mmn_mm *mm, const struct mmn_range *range)
 {
 	mm_lock(mm);
@@ -1081,7 +1094,7 @@ static void count(uint64_t *counter, uint64_t n)
  * sequence keeps the tree still), then every queued finish in the same order.
  * Returns 0 with the region open, or -EAGAIN with the region closed.
  */
-MMN_HOT
+MMN_WARM
 static int itree_invalidate(struct mmn_mm *mm, const struct mmn_range *range,
 			    struct fast_slot *slot)
 {

@@ -6,6 +6,7 @@
  * system calls run from the range dispatch lets through; in any other module
  * it stays NULL and raw_syscall() uses its own `syscall` instruction.
  */
+#include "hidden.h"
 #include "raw.h"
 
-void *vm_syscall_insn;
+void *vm_syscall_insn MMN_HOT_DATA;

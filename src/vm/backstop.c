@@ -97,9 +97,9 @@ static uint64_t matching_since = UINT64_MAX;
  * The hull of every range ever registered with the userfaultfd (atomic):
  * the kernel reports nothing outside it. Empty while reg_lo >= reg_hi.
  */
-static unsigned long reg_lo = ULONG_MAX, reg_hi;
+static unsigned long reg_lo MMN_HOT_DATA = ULONG_MAX, reg_hi MMN_HOT_DATA;
 static int uffd = -1;
-static bool running;			/* atomic */
+static bool running MMN_HOT_DATA;	/* atomic */
 static pthread_t monitor;
 static uint64_t nr_ranges, nr_events, nr_duplicates;	/* atomic */
 static __thread bool on_monitor __attribute__((tls_model("initial-exec")));

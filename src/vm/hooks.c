@@ -83,7 +83,7 @@ static unsigned long *curbrk;	/* glibc's __curbrk, which brk() maintains */
  * here with the same arguments: chain_arg[] catches that (this thread, this
  * call, the same first argument) and then the hook makes the system call.
  */
-static void *entry_next[VM_NCALLS];	/* atomic */
+static void *entry_next[VM_NCALLS] MMN_HOT_DATA;	/* atomic */
 /*
  * Per thread and call: the next hop being called (which slot: libc's entry
  * chain, or an interposer's GOT wrapper) and with which first argument. The
@@ -274,7 +274,7 @@ static void *hook_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 }
 
 /* The event an advice causes, or -1 if it leaves the mapping alone. */
-MMN_HOT
+MMN_WARM
 static int madvise_event(int advice)
 {
 	switch (advice) {
@@ -328,7 +328,7 @@ static bool own_stack_below_sp(unsigned long s, unsigned long e)
 
 typedef int madvise_fn(void *, size_t, int);
 
-MMN_HOT
+MMN_WARM
 static long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	madvise_fn *fn = VM_FN(madvise_fn, chain_next(next, MMN_CALL_MADVISE, (unsigned long)addr));
@@ -366,13 +366,13 @@ static long sys_madvise(void *const *next, void *addr, size_t len, int advice)
 	return ret;
 }
 
-MMN_HOT
+MMN_WARM
 int vm_do_madvise(void *const *next, void *addr, size_t len, int advice)
 {
 	return (int)raw_result(sys_madvise(next, addr, len, advice));
 }
 
-MMN_HOT
+MMN_WARM
 static int hook_madvise(void *addr, size_t len, int advice)
 {
 	return vm_do_madvise(&entry_next[MMN_CALL_MADVISE], addr, len, advice);
@@ -591,7 +591,7 @@ static void *hook_shmat(int shmid, const void *addr, int flags)
 
 typedef void *mmap_fn(void *, size_t, int, int, int, off_t);
 
-MMN_HOT
+MMN_WARM
 static long sys_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		     off_t off)
 {
@@ -618,14 +618,14 @@ static long sys_mmap(void *const *next, void *addr, size_t len, int prot, int fl
 	return ret;
 }
 
-MMN_HOT
+MMN_WARM
 void *vm_do_mmap(void *const *next, void *addr, size_t len, int prot, int flags, int fd,
 		 off_t off)
 {
 	return (void *)raw_result(sys_mmap(next, addr, len, prot, flags, fd, off));
 }
 
-MMN_HOT
+MMN_WARM
 static void *hook_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&entry_next[MMN_CALL_MMAP], addr, len, prot, flags, fd, off);

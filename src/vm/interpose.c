@@ -53,19 +53,19 @@ static void *wrap_mremap(void *old, size_t old_len, size_t new_len, int flags, v
 	return vm_do_mremap(&next[I_MREMAP], old, old_len, new_len, flags, new_addr);
 }
 
-MMN_HOT
+MMN_WARM
 static int wrap_madvise(void *a, size_t n, int advice)
 {
 	return vm_do_madvise(&next[I_MADVISE], a, n, advice);
 }
 
-MMN_HOT
+MMN_WARM
 static void *wrap_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&next[I_MMAP], a, n, prot, flags, fd, off);
 }
 
-MMN_HOT
+MMN_WARM
 static void *wrap_mmap64(void *a, size_t n, int prot, int flags, int fd, off_t off)
 {
 	return vm_do_mmap(&next[I_MMAP64], a, n, prot, flags, fd, off);

@@ -26,16 +26,16 @@
 #include "../core/fork.h"
 #include "vm.h"
 
-unsigned long vm_page_size = 4096;
+unsigned long vm_page_size MMN_HOT_DATA = 4096;
 
-static struct mmn_mm *process_mm;	/* published with release, once */
+static struct mmn_mm *process_mm MMN_HOT_DATA;	/* published with release, once */
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static enum mmn_hook_method hook_method[MMN_CALL_COUNT];
 static int hook_error[MMN_CALL_COUNT];
 static int backstop_error = -ENODEV;
 static int fork_error = -ENODEV;
 static int dlopen_error = -ENODEV;
-static uint64_t call_events[MMN_CALL_COUNT];	/* atomic */
+static uint64_t call_events[MMN_CALL_COUNT] MMN_HOT_DATA __attribute__((aligned(64))); /* atomic */
 static uint64_t nested_too_deep;		/* atomic */
 static uint64_t raw_events[MMN_CALL_COUNT];	/* atomic: of call_events, by the raw path */
 static int syscall_fn_error = -ENODEV;

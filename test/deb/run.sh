@@ -44,6 +44,9 @@ echo "deb: dpkg-buildpackage"
 	dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1) ||
 	{ tail -50 "$work/build.log"; echo "FAIL: dpkg-buildpackage"; exit 1; }
 ls "$work"/*.deb
+echo "deb: the hooked munmap's code in one page of the optimised library"
+cmake -DLIB="$(ls "$work"/libmmn/obj-*/libmmn.so.0.*)" -DNM=nm -DLIMIT=4096 \
+	-P "$src/test/check_hot.cmake" || { echo "FAIL: hot text"; exit 1; }
 echo "deb: lintian"
 changes=$(ls "$work"/*.changes)
 lintian --fail-on error "$changes" || { echo "FAIL: lintian reports errors"; exit 1; }
