@@ -89,6 +89,42 @@ static void write_end(struct mmn_itree *t)
 	__atomic_store_n(&t->gen, t->gen + 1, __ATOMIC_SEQ_CST);
 }
 
+/* ---- the chunk summary (itree.h) ------------------------------------------ */
+
+#define SLOT_WORD_BITS (8 * sizeof(unsigned long))
+
+_Static_assert((MMN_IX_SLOTS & (MMN_IX_SLOTS - 1)) == 0, "slots: a power of two");
+
+/*
+ * The slots of [start, last]'s chunks: *@first, and how many follow it
+ * (modulo MMN_IX_SLOTS); every slot when the chunks wrap around them all.
+ */
+static unsigned int slot_span(unsigned long start, unsigned long last, unsigned int *first)
+{
+	unsigned long c0 = start >> MMN_IX_CHUNK_SHIFT, c1 = last >> MMN_IX_CHUNK_SHIFT;
+
+	*first = (unsigned int)(c0 % MMN_IX_SLOTS);
+	return c1 - c0 >= MMN_IX_SLOTS ? MMN_IX_SLOTS : (unsigned int)(c1 - c0 + 1);
+}
+
+/* Count @node in (@delta 1) or out of (-1) its slots, inside a write section. */
+static void slots_account(struct mmn_itree *t, const struct mmn_itree_node *node, int delta)
+{
+	unsigned int first, n = slot_span(node->start, node->last, &first);
+
+	for (unsigned int k = 0; k < n; k++) {
+		unsigned int s = (first + k) % MMN_IX_SLOTS;
+		unsigned long *w = &t->slot_bits[s / SLOT_WORD_BITS];
+		unsigned long bit = 1ul << (s % SLOT_WORD_BITS);
+
+		t->slot_count[s] += (unsigned int)delta;
+		if (delta > 0 && t->slot_count[s] == 1)
+			ST(*w, *w | bit);
+		else if (delta < 0 && t->slot_count[s] == 0)
+			ST(*w, *w & ~bit);
+	}
+}
+
 static unsigned long node_max(const struct mmn_ix_node *x)
 {
 	return x->pmax[x->n - 1];
@@ -307,6 +343,7 @@ void mmn_itree_insert(struct mmn_itree *tree, struct mmn_itree_node *node)
 	}
 	tree->count++;
 	insert_entry(tree, x, count_le(x, key), node->start, node->last, node);
+	slots_account(tree, node, 1);
 	write_end(tree);
 }
 
@@ -409,6 +446,7 @@ void mmn_itree_remove(struct mmn_itree *tree, struct mmn_itree_node *node)
 	write_begin(tree);
 	tree->count--;
 	remove_entry(tree, x, i);
+	slots_account(tree, node, -1);
 	write_end(tree);
 	node->leaf = NULL;
 }
@@ -500,6 +538,25 @@ struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it)
 	return NULL;
 }
 
+/*
+ * Are the slots of [start, last] all clear? Part of the probe's seqlock read.
+ * Ranges over more than 64 chunks (4 MiB) are left to the tree.
+ */
+static bool slots_clear(const struct mmn_itree *t, unsigned long start, unsigned long last)
+{
+	unsigned int first, n = slot_span(start, last, &first);
+
+	if (n > 64)
+		return false;
+	for (unsigned int k = 0; k < n; k++) {
+		unsigned int s = (first + k) % MMN_IX_SLOTS;
+
+		if (LD(t->slot_bits[s / SLOT_WORD_BITS]) & (1ul << (s % SLOT_WORD_BITS)))
+			return false;
+	}
+	return true;
+}
+
 /* Is the generation still @g? Every earlier LD() was an acquire load: they are done. */
 static bool probe_valid(const struct mmn_itree *t, unsigned long g)
 {
@@ -535,6 +592,8 @@ bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
 
 	if (g & 1)
 		return false;
+	if (slots_clear(tree, start, last))
+		return probe_valid(tree, g);	/* nothing overlaps any of its chunks */
 	x = LD(tree->root);
 	h = LD(tree->height);
 	if (!probe_valid(tree, g))
@@ -666,7 +725,30 @@ void mmn_itree_nodes_free(struct mmn_ix_node *list)
 struct check_state {
 	const struct mmn_itree_node *prev;	/* previous interval in order */
 	size_t count, nodes;
+	unsigned int slot_count[MMN_IX_SLOTS];	/* the chunk summary, recounted */
 };
+
+static void slots_recount(unsigned int *count, const struct mmn_itree_node *n)
+{
+	unsigned int first, k = slot_span(n->start, n->last, &first);
+
+	while (k--)
+		count[(first + k) % MMN_IX_SLOTS]++;
+}
+
+/* The summary's counts are @count, and exactly the slots counted have their bit. */
+static const char *check_slots(const struct mmn_itree *t, const unsigned int *count)
+{
+	for (unsigned int s = 0; s < MMN_IX_SLOTS; s++) {
+		bool bit = t->slot_bits[s / SLOT_WORD_BITS] & (1ul << (s % SLOT_WORD_BITS));
+
+		if (t->slot_count[s] != count[s])
+			return "itree: wrong chunk summary count";
+		if (bit != (count[s] != 0))
+			return "itree: chunk summary bit differs from its count";
+	}
+	return NULL;
+}
 
 /* Checks the subtree at @x, at @depth levels below the root. */
 static const char *check_node(const struct mmn_itree *t, const struct mmn_ix_node *x,
@@ -712,6 +794,7 @@ static const char *check_node(const struct mmn_itree *t, const struct mmn_ix_nod
 				return "itree: intervals out of order";
 			st->prev = n;
 			st->count++;
+			slots_recount(st->slot_count, n);
 		} else {
 			const struct mmn_ix_node *c = x->ptr[i];
 
@@ -729,10 +812,12 @@ static const char *check_node(const struct mmn_itree *t, const struct mmn_ix_nod
 
 const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts)
 {
-	struct check_state st = { NULL, 0, 0 };
+	struct check_state st;	/* 8 KiB of stack; debug builds call it under the lock */
 	const struct mmn_ix_node *x;
 	size_t spares = 0;
 	const char *err;
+
+	memset(&st, 0, sizeof(st));
 
 	if (!tree->root) {
 		if (tree->height || tree->count || tree->nr_nodes)
@@ -746,6 +831,9 @@ const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts
 	}
 	if (st.count != tree->count)
 		return "itree: wrong interval count";
+	err = check_slots(tree, st.slot_count);
+	if (err)
+		return err;
 	if (st.nodes != tree->nr_nodes)
 		return "itree: wrong node count";
 	for (x = tree->spare; x; x = x->parent)

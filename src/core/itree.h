@@ -46,6 +46,18 @@
 #define MMN_IX_MIN 4		/* entries per node other than the root, at least */
 #define MMN_IX_MAX_HEIGHT 24	/* more than 2^40 intervals would need */
 
+/*
+ * The chunk summary: the address space in 64 KiB chunks, folded onto 2048
+ * slots (a chunk's slot is its number modulo 2048, so the slots repeat every
+ * 128 MiB). A slot's bit is set while some interval overlaps one of its chunks,
+ * so a range whose slots are all clear overlaps nothing, and the probe says
+ * so from one cache line of the tree, without descending it. That is the
+ * common case it exists for: free() and munmap of memory nobody registered,
+ * with the registrations elsewhere.
+ */
+#define MMN_IX_CHUNK_SHIFT 16
+#define MMN_IX_SLOTS 2048
+
 struct mmn_ix_node;
 
 struct mmn_itree {
@@ -56,12 +68,16 @@ struct mmn_itree {
 	unsigned long gen;
 	struct mmn_ix_node *root;	/* NULL when empty */
 	unsigned int height;		/* levels, leaves included; 0 when empty */
+	/* The chunk summary's bits: read by the probe, stored as node fields are. */
+	unsigned long slot_bits[MMN_IX_SLOTS / (8 * sizeof(unsigned long))];
 	size_t count;			/* intervals */
 	struct mmn_ix_node *spare;	/* nodes paid for, linked through ->parent */
 	size_t nr_spare;
 	size_t nr_nodes;		/* in the tree */
 	/* Structural events, for the tests' coverage checks. */
 	unsigned long splits, borrows, merges, grows, shrinks;
+	/* Intervals overlapping each slot's chunks; a bit is set while its count is not 0. */
+	unsigned int slot_count[MMN_IX_SLOTS];
 };
 
 /* A walk's position: the path from the root to the current leaf entry. */
@@ -119,9 +135,10 @@ MMN_HIDDEN void mmn_itree_nodes_free(struct mmn_ix_node *list);
 /*
  * Checks order (equal starts: not checked here, the callers' tests do),
  * parent links, leaf depth, node occupancy, prefix and subtree maxima, child
- * starts, each interval's leaf link, the counts, and that the spare list
- * pays for @pending_inserts inserts. Returns NULL if the tree is sound, else a
- * constant text naming the first broken invariant. O(n).
+ * starts, each interval's leaf link, the counts, the chunk summary's counts
+ * and bits, and that the spare list pays for @pending_inserts inserts.
+ * Returns NULL if the tree is sound, else a constant text naming the first
+ * broken invariant. O(n + the slots the intervals cover).
  */
 MMN_HIDDEN const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts);
 

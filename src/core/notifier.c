@@ -155,6 +155,12 @@ struct fast_slot {
 	unsigned long v;		/* atomic */
 } __attribute__((aligned(64)));
 
+/*
+ * Page-aligned: a lock-free miss reads invalidate_seq, its slot in fast[] and
+ * the head of the index (generation, root, chunk summary), which all lie in
+ * the domain's first page. After a munmap that freed pages each page touched
+ * costs a TLB miss (hidden.h).
+ */
 struct mmn_mm {
 	pthread_mutex_t lock;
 	pthread_cond_t wq;		/* broadcast on odd->even */
@@ -165,6 +171,7 @@ struct mmn_mm {
 	unsigned long invalidate_seq;
 	/* Regions opened under the lock (lock-free ones: fast[], below). */
 	unsigned long active_invalidate_ranges;
+	struct fast_slot fast[FAST_SLOTS];
 	/*
 	 * Read by the lock-free miss: its own lines, apart from the counters
 	 * that every locked operation writes.
@@ -190,8 +197,10 @@ struct mmn_mm {
 	struct mmn_mm *fork_next;	/* on the domains list, under domains_lock */
 	struct mmn_mm **fork_pprev;
 	struct walk_counters walk;
-	struct fast_slot fast[FAST_SLOTS];
-};
+} __attribute__((aligned(4096)));
+
+_Static_assert(offsetof(struct mmn_mm, itree.slot_count) <= 4096,
+	       "the lock-free miss reads one page of the domain");
 
 /* Every live domain, for the fork handlers. Lock order: domains_lock, mm->lock. */
 static pthread_mutex_t domains_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -695,9 +704,9 @@ int mmn_mm_new(struct mmn_mm **mmp)
 	if (!mmp)
 		return -EINVAL;
 	/*
-	 * The type is over-aligned (struct walk_counters), which calloc() does
-	 * not honour: glibc gives 16 bytes, and -O2 code uses aligned vector
-	 * moves on the domain. C11's aligned_alloc() wants a size that is a
+	 * The type is over-aligned (to a page), which calloc() does not honour:
+	 * glibc gives 16 bytes, and -O2 code uses aligned vector moves on the
+	 * domain. C11's aligned_alloc() wants a size that is a
 	 * multiple of the alignment, which sizeof of an aligned type is.
 	 */
 	mm = aligned_alloc(_Alignof(struct mmn_mm), sizeof(*mm));

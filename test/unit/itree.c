@@ -54,13 +54,15 @@ static void check_tree(void)
 /* Interval geometry: a mix of small dense values, edges and full range. */
 static unsigned long rand_addr(void)
 {
-	switch (test_rng_below(&rng, 8)) {
+	switch (test_rng_below(&rng, 9)) {
 	case 0:
 		return test_rng_next(&rng);
 	case 1:
 		return ULONG_MAX - test_rng_below(&rng, 64);
 	case 2:
 		return test_rng_below(&rng, 64);
+	case 3:		/* 256 MiB in 16 KiB steps: the chunk summary's slots, folded */
+		return test_rng_below(&rng, 1ul << 14) << 14;
 	default:
 		return test_rng_below(&rng, 4096) * 16;
 	}
@@ -417,6 +419,69 @@ TEST(reserve)
 }
 
 /* The coverage the brief asks for was reached. */
+/* The chunk summary (itree.h): its bits, and probes that it must answer or pass on. */
+static bool slot_bit(unsigned int s)
+{
+	return tree.slot_bits[s / (8 * sizeof(unsigned long))] &
+	       (1ul << (s % (8 * sizeof(unsigned long))));
+}
+
+TEST(chunk_summary)
+{
+	const unsigned long C = 1ul << MMN_IX_CHUNK_SHIFT, P = MMN_IX_SLOTS * C;
+	unsigned int set = 0;
+
+	reset();
+	/* Slot 5; the same slot one fold up overlaps nothing. */
+	insert_node(&nodes[0], 5 * C + 100, 5 * C + 200);
+	expect_true(slot_bit(5));
+	expect_false(slot_bit(4));
+	expect_false(slot_bit(6));
+	expect_eq(tree.slot_count[5], 1);
+	query(5 * C, 5 * C + 99);		/* slot set, no overlap: the tree says miss */
+	query(5 * C + 150, 5 * C + 150);	/* a hit */
+	query(P + 5 * C + 150, P + 5 * C + 150);	/* folded onto slot 5, no overlap */
+	query(6 * C, 7 * C - 1);		/* clear slot: the summary says miss */
+	query(4 * C, 6 * C);			/* three slots, one set, a hit */
+	query(100 * C, 200 * C);		/* wider than the summary looks: the tree */
+	/* A second interval in the slot keeps its bit through the first's removal. */
+	insert_node(&nodes[1], 5 * C + 300, 5 * C + 400);
+	expect_eq(tree.slot_count[5], 2);
+	remove_node(&nodes[0]);
+	expect_true(slot_bit(5));
+	remove_node(&nodes[1]);
+	expect_false(slot_bit(5));
+	expect_eq(tree.slot_count[5], 0);
+	/* Across the fold: the last slot and the first. */
+	insert_node(&nodes[2], P - C, P + C - 1);
+	expect_true(slot_bit(MMN_IX_SLOTS - 1));
+	expect_true(slot_bit(0));
+	expect_false(slot_bit(1));
+	query(P + C, P + 2 * C - 1);		/* slot 1: miss */
+	query(2 * P - 1, 2 * P - 1);		/* slot 2047 one fold up: miss through the tree */
+	query(P, P);				/* a hit in slot 0 */
+	remove_node(&nodes[2]);
+	/* Every slot, counted once, from an interval over a whole fold and more. */
+	insert_node(&nodes[3], 7 * C + 1, 7 * C + P + 3 * C);
+	for (unsigned int s = 0; s < MMN_IX_SLOTS; s++) {
+		set += slot_bit(s);
+		test_checks++;
+		if (tree.slot_count[s] != 1)
+			assert_eq(tree.slot_count[s], 1);
+	}
+	expect_eq(set, MMN_IX_SLOTS);
+	query(0, 7 * C);			/* set slots, no overlap: miss */
+	query(7 * C + 1, 7 * C + 1);
+	/* The last chunk of the address space. */
+	insert_node(&nodes[4], ULONG_MAX - 10, ULONG_MAX);
+	expect_eq(tree.slot_count[MMN_IX_SLOTS - 1], 2);
+	query(ULONG_MAX, ULONG_MAX);
+	empty_tree();
+	for (unsigned int s = 0; s < MMN_IX_SLOTS; s++)
+		set -= slot_bit(s);
+	expect_eq(set, MMN_IX_SLOTS);		/* none left */
+}
+
 TEST(coverage)
 {
 	reset();
@@ -444,6 +509,7 @@ int main(int argc, char **argv)
 	RUN(monotonic);
 	RUN(random_sizes);
 	RUN(reserve);
+	RUN(chunk_summary);
 	RUN(coverage);
 	return test_report();
 }
