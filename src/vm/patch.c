@@ -8,8 +8,10 @@
  * names are aliases of the exported ones: the same code at the same address.
  * Rewriting the first instruction there catches both kinds of caller.
  *
- * The patch is a 5-byte `jmp rel32` to a 13-byte trampoline (`movabs r11,
- * hook; jmp *r11`) in a page mapped within +-2 GiB of libc. The five bytes lie
+ * The patch is a 5-byte `jmp rel32`: straight to the hook when it lies within
+ * +-2 GiB (libmmn.so is usually mapped next to libc), else to a 13-byte
+ * trampoline (`movabs r11, hook; jmp *r11`) in a page mapped within reach of
+ * libc -- a page that every hooked call would touch. The five bytes lie
  * in one aligned 8-byte word, which is replaced by one atomic store, so a
  * thread running the function meanwhile executes either the old word or the
  * new one, never a mix; membarrier(SYNC_CORE) then makes every thread
@@ -161,6 +163,14 @@ static int trampolines_writable(bool writable)
 				PROT_READ | PROT_EXEC | (writable ? PROT_WRITE : 0), 0, 0, 0);
 }
 
+/* Can a rel32 displacement from @from (the next instruction) reach @to? */
+static bool near_enough(uintptr_t from, const void *to)
+{
+	long rel = (long)((intptr_t)to - (intptr_t)from);
+
+	return rel == (int32_t)rel;
+}
+
 /* `jmp rel32` at @at to @to; false if @to is out of reach. */
 static bool put_jmp(unsigned char *at, const void *to)
 {
@@ -206,6 +216,10 @@ static int patch(void *target, vm_hook_fn *hook, const unsigned char *prologue,
 			 memcmp(entry, prologue, prologue_len)))
 		return -ENOEXEC;	/* not the code we know how to move */
 
+	if (!prologue && near_enough(t + 5, VM_ADDR(hook))) {
+		slot = VM_ADDR(hook);
+		goto write_entry;
+	}
 	slot = prologue ? NULL : trampoline_find(hook);
 	if (slot)
 		goto write_entry;
@@ -269,12 +283,13 @@ bool vm_patch_is_jump(const void *target)
 	return foreign_jump_target(target) != NULL;
 }
 
-/* Does @target's entry jump to @hook's trampoline slot? */
+/* Does @target's entry jump to @hook, or to its trampoline slot? */
 bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
 {
 	unsigned char *slot = trampoline_find(hook);
+	void *dest = foreign_jump_target(target);
 
-	return slot && foreign_jump_target(target) == slot;
+	return dest && (dest == VM_ADDR(hook) || dest == slot);
 }
 
 int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
@@ -284,10 +299,8 @@ int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 	int err;
 
 	*changed = false;
-	if (slot && dest == slot)
+	if ((slot && dest == slot) || dest == VM_ADDR(hook))
 		return 0;	/* still ours */
-	if (dest == VM_ADDR(hook))
-		return 0;	/* a foreign patch straight to our hook: nothing to chain */
 	/* Publish the next hop before any thread can take the new jump. */
 	__atomic_store_n(next, dest, __ATOMIC_RELEASE);
 	err = patch(target, hook, NULL, 0, NULL, true);
