@@ -92,16 +92,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__has_include)
-#if __has_include(<sys/single_threaded.h>)
-#include <sys/single_threaded.h>
-#define MMN_HAVE_SINGLE_THREADED 1
-#endif
-#endif
-
 #include "fork.h"
 #include "internal.h"
 #include "itree.h"
+#include "single.h"
 
 /*
  * The page of MMN_HOT code (hidden.h): its start, aligned to a page, and its
@@ -522,26 +516,13 @@ static struct fast_slot *fast_slot(struct mmn_mm *mm)
 }
 
 /*
- * Add @delta to @slot: an atomic, sequentially consistent read-modify-write.
- * Except in a single-threaded process on x86-64, where it is one unlocked
- * add instruction, as glibc's own mutex does there (pthread_mutex_lock skips
- * its atomic instruction when __libc_single_threaded says no other thread
- * exists): no other thread can read the slot, and an instruction is atomic
- * with respect to a signal handler on this thread. A locked instruction
- * costs 7-8 ns on the VM of bench/README.md, the whole miss path about the
- * same. Only this thread can create the second thread, and pthread_create
- * orders this add before everything the new thread does.
+ * Add @delta to @slot: an atomic, sequentially consistent read-modify-write,
+ * or one unlocked add while the process has one thread (single.h).
  */
 MMN_HOT
 static void slot_add(struct fast_slot *slot, unsigned long delta)
 {
-#if defined(MMN_HAVE_SINGLE_THREADED) && defined(__x86_64__)
-	if (__libc_single_threaded) {
-		__asm__ __volatile__("addq %1, %0" : "+m"(slot->v) : "er"(delta) : "memory");
-		return;
-	}
-#endif
-	__atomic_fetch_add(&slot->v, delta, __ATOMIC_SEQ_CST);
+	MMN_ADD_SINGLE(slot->v, delta, __ATOMIC_SEQ_CST);
 }
 
 /* Lock-free regions open now. Sequentially consistent loads: see above. */

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "../core/fork.h"
+#include "../core/single.h"
 #include "vm.h"
 
 unsigned long vm_page_size MMN_HOT_DATA = 4096;
@@ -339,9 +340,9 @@ void vm_call_begin(struct vm_call *c, enum mmn_process_call call, enum mmn_event
 	c->open = open_region(&c->range, mm, event, start, end);
 	call_raw = raw;
 	if (c->open) {
-		__atomic_add_fetch(&call_events[call], 1, __ATOMIC_RELAXED);
+		MMN_ADD_SINGLE(call_events[call], 1, __ATOMIC_RELAXED);
 		if (raw)
-			__atomic_add_fetch(&raw_events[call], 1, __ATOMIC_RELAXED);
+			MMN_ADD_SINGLE(raw_events[call], 1, __ATOMIC_RELAXED);
 	}
 }
 
