@@ -7,7 +7,8 @@
  * What is timed: munmap alone. Each batch first maps its pages one by one
  * (mmap of 4 KiB, then one byte written so the page is really there), outside
  * the timed region; then it times the loop that unmaps them, one call per
- * page. The two cases run in the same process, after mmn_process_mm():
+ * page. The program links libmmn.so, as users do. The two cases run in the
+ * same process, after mmn_process_mm():
  *
  *   raw     syscall(SYS_munmap, page, 4096): nothing of libmmn runs
  *   hooked  munmap(page, 4096): libc's entry jumps to libmmn's hook, which

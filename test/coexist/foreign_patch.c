@@ -14,7 +14,8 @@
  * and makes the system call with syscall(), as UCX's does.
  *
  * Checked: libmmn chains through the patch (coverage: CHAINED, the foreign
- * object named; a re-chain counted when the patch came second); munmap and
+ * object named; a re-chain counted when the patch came second; on x86-64
+ * its own jump goes straight into libmmn.so when that is within reach); munmap and
  * free() of 64 MiB reach libmmn's notifier and the foreign hook, once each,
  * before the change; when the foreign library restores the bytes it saved
  * (as libfabric's memhooks does when it stops), libmmn patches again and
@@ -185,6 +186,27 @@ TEST(chained)
 	expect_eq(err, 0);
 	expect_true(named);
 	expect_eq(rechains, mmn_first ? 1 : 0);
+#if defined(__x86_64__)
+	/*
+	 * libmmn's own jump goes straight to its hook, in libmmn.so, when that
+	 * lies within rel32 reach of libc's entry; else to a trampoline.
+	 */
+	{
+		Dl_info self, dest;
+		int32_t rel;
+		unsigned char *to;
+		long dist;
+
+		assert_eq(munmap_entry[0], 0xe9);
+		memcpy(&rel, munmap_entry + 1, sizeof(rel));
+		to = munmap_entry + 5 + rel;
+		assert_true(dladdr(dlsym(RTLD_DEFAULT, "mmn_process_coverage"), &self) != 0);
+		dist = (long)((intptr_t)self.dli_fbase - (intptr_t)munmap_entry);
+		printf("  libmmn.so (%s) lies %ld KiB from libc's munmap\n", self.dli_fname, dist / 1024);
+		if (dist > -(1L << 31) + (64L << 20) && dist < (1L << 31) - (64L << 20))
+			expect_true(dladdr(to, &dest) && dest.dli_fbase == self.dli_fbase);
+	}
+#endif
 }
 
 TEST(munmap_seen_before_by_both)
