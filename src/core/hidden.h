@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one hidden-visibility macro of libmmn's sources; never installed.
+ * The one hidden-visibility macro of libmmn's sources, and the ones that
+ * place the per-call path's code and data; never installed.
  *
  * Hidden is already the default (CMAKE_C_VISIBILITY_PRESET), so this only
  * states it on declarations shared between files (and lets the compiler call
