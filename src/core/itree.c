@@ -544,16 +544,16 @@ struct mmn_itree_node *mmn_itree_next(struct mmn_itree_iter *it)
  */
 static bool slots_clear(const struct mmn_itree *t, unsigned long start, unsigned long last)
 {
-	unsigned int first, n = slot_span(start, last, &first);
+	unsigned long c = start >> MMN_IX_CHUNK_SHIFT, end = last >> MMN_IX_CHUNK_SHIFT;
 
-	if (n > 64)
+	if (end - c >= 64)
 		return false;
-	for (unsigned int k = 0; k < n; k++) {
-		unsigned int s = (first + k) % MMN_IX_SLOTS;
+	do {
+		unsigned long s = c % MMN_IX_SLOTS;
 
 		if (LD(t->slot_bits[s / SLOT_WORD_BITS]) & (1ul << (s % SLOT_WORD_BITS)))
 			return false;
-	}
+	} while (c++ != end);
 	return true;
 }
 
@@ -592,8 +592,10 @@ bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
 
 	if (g & 1)
 		return false;
+#ifndef XP_NOSUM
 	if (slots_clear(tree, start, last))
 		return probe_valid(tree, g);	/* nothing overlaps any of its chunks */
+#endif
 	x = LD(tree->root);
 	h = LD(tree->height);
 	if (!probe_valid(tree, g))
