@@ -592,10 +592,8 @@ bool mmn_itree_probe_miss(const struct mmn_itree *tree, unsigned long start,
 
 	if (g & 1)
 		return false;
-#ifndef XP_NOSUM
 	if (slots_clear(tree, start, last))
 		return probe_valid(tree, g);	/* nothing overlaps any of its chunks */
-#endif
 	x = LD(tree->root);
 	h = LD(tree->height);
 	if (!probe_valid(tree, g))
