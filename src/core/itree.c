@@ -725,28 +725,48 @@ void mmn_itree_nodes_free(struct mmn_ix_node *list)
 struct check_state {
 	const struct mmn_itree_node *prev;	/* previous interval in order */
 	size_t count, nodes;
-	unsigned int slot_count[MMN_IX_SLOTS];	/* the chunk summary, recounted */
+	/* The chunk summary, recomputed: the slots the intervals cover, and how often. */
+	unsigned long slot_bits[MMN_IX_SLOTS / SLOT_WORD_BITS];
+	unsigned long slot_sum;
 };
 
-static void slots_recount(unsigned int *count, const struct mmn_itree_node *n)
+static void slots_recount(struct check_state *st, const struct mmn_itree_node *n)
 {
 	unsigned int first, k = slot_span(n->start, n->last, &first);
 
-	while (k--)
-		count[(first + k) % MMN_IX_SLOTS]++;
+	st->slot_sum += k;
+	while (k--) {
+		unsigned int s = (first + k) % MMN_IX_SLOTS;
+
+		st->slot_bits[s / SLOT_WORD_BITS] |= 1ul << (s % SLOT_WORD_BITS);
+	}
 }
 
-/* The summary's counts are @count, and exactly the slots counted have their bit. */
-static const char *check_slots(const struct mmn_itree *t, const unsigned int *count)
+/*
+ * Exactly the slots the intervals cover have their bit, and the counts of
+ * those slots add up to the intervals' spans. Cheap enough to run after every
+ * change (debug builds, the fuzzer): it reads the counts of set slots only.
+ */
+static const char *check_slots(const struct mmn_itree *t, const struct check_state *st)
 {
-	for (unsigned int s = 0; s < MMN_IX_SLOTS; s++) {
-		bool bit = t->slot_bits[s / SLOT_WORD_BITS] & (1ul << (s % SLOT_WORD_BITS));
+	unsigned long sum = 0;
 
-		if (t->slot_count[s] != count[s])
-			return "itree: wrong chunk summary count";
-		if (bit != (count[s] != 0))
-			return "itree: chunk summary bit differs from its count";
+	for (unsigned int w = 0; w < MMN_IX_SLOTS / SLOT_WORD_BITS; w++) {
+		unsigned long bits = t->slot_bits[w];
+
+		if (bits != st->slot_bits[w])
+			return "itree: chunk summary bits differ from the intervals";
+		for (; bits; bits &= bits - 1) {
+			unsigned int s = w * SLOT_WORD_BITS + (unsigned int)__builtin_ctzl(bits);
+			unsigned int c = t->slot_count[s];
+
+			if (c == 0)
+				return "itree: chunk summary bit set on a count of 0";
+			sum += c;
+		}
 	}
+	if (sum != st->slot_sum)
+		return "itree: chunk summary counts differ from the intervals";
 	return NULL;
 }
 
@@ -794,7 +814,7 @@ static const char *check_node(const struct mmn_itree *t, const struct mmn_ix_nod
 				return "itree: intervals out of order";
 			st->prev = n;
 			st->count++;
-			slots_recount(st->slot_count, n);
+			slots_recount(st, n);
 		} else {
 			const struct mmn_ix_node *c = x->ptr[i];
 
@@ -812,7 +832,7 @@ static const char *check_node(const struct mmn_itree *t, const struct mmn_ix_nod
 
 const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts)
 {
-	struct check_state st;	/* 8 KiB of stack; debug builds call it under the lock */
+	struct check_state st;
 	const struct mmn_ix_node *x;
 	size_t spares = 0;
 	const char *err;
@@ -831,7 +851,7 @@ const char *mmn_itree_check(const struct mmn_itree *tree, size_t pending_inserts
 	}
 	if (st.count != tree->count)
 		return "itree: wrong interval count";
-	err = check_slots(tree, st.slot_count);
+	err = check_slots(tree, &st);
 	if (err)
 		return err;
 	if (st.nodes != tree->nr_nodes)
