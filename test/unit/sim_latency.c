@@ -66,7 +66,8 @@ TEST(lognormal_rejects_bad_parameters)
 /*
  * @tol_permille: allowed relative error. The standard error of a sample p99
  * of 10^5 lognormal draws is about 1.2% x sigma, so 3% holds for sigma up to
- * ~0.6 with 4 standard errors to spare; a 100x tail (sigma 2) gets 8%.
+ * ~0.6 with 4 standard errors to spare; a 100x tail (sigma 2, 2.3%) gets 12%,
+ * 5 standard errors (8%, 3.4 of them, failed once: seed 27487336048400).
  */
 static void check_quantiles(uint64_t median, uint64_t p99, uint64_t seed,
 			    long long tol_permille)
@@ -104,7 +105,7 @@ TEST(lognormal_quantiles)
 	check_quantiles(50000, 200000, test_seed, 30);
 	check_quantiles(50000, 55000, test_seed + 1, 30);	/* narrow */
 	check_quantiles(1000, 3000, test_seed + 3, 30);
-	check_quantiles(20000, 2000000, test_seed + 2, 80);	/* heavy tail */
+	check_quantiles(20000, 2000000, test_seed + 2, 120);	/* heavy tail */
 }
 
 TEST(lognormal_is_reproducible)
