@@ -295,12 +295,11 @@ bool vm_patch_is_ours(const void *target, vm_hook_fn *hook)
 int vm_patch_chain(void *target, vm_hook_fn *hook, void **next, bool *changed)
 {
 	void *dest = foreign_jump_target(target);
-	unsigned char *slot = trampoline_find(hook);
 	int err;
 
 	*changed = false;
-	if ((slot && dest == slot) || dest == VM_ADDR(hook))
-		return 0;	/* still ours */
+	if (vm_patch_is_ours(target, hook))
+		return 0;
 	/* Publish the next hop before any thread can take the new jump. */
 	__atomic_store_n(next, dest, __ATOMIC_RELEASE);
 	err = patch(target, hook, NULL, 0, NULL, true);
